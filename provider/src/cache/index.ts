@@ -1,0 +1,2 @@
+export { MemoryCache, type Cache } from './cache.ts';
+export { Coalescer } from './coalesce.ts';

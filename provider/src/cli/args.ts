@@ -1,0 +1,45 @@
+/** Command-line parsing with node's own util.parseArgs. */
+import { parseArgs } from 'node:util';
+
+export const USAGE = `Usage:
+  provenant serve [--config FILE] [--port N]
+  provenant verify IMAGE... [--config FILE] [--json]
+  provenant --help
+
+serve    run the external data provider over HTTPS (no --config: embedded development config)
+verify   verify images with the same code path as the server; exit 0 trusted, 1 not trusted, 2 error`;
+
+export interface Parsed {
+  readonly command: string | undefined;
+  readonly positionals: string[];
+  readonly config: string | undefined;
+  readonly port: number | undefined;
+  readonly json: boolean;
+  readonly help: boolean;
+}
+
+export function parseCommandLine(argv: string[]): Parsed {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      port: { type: 'string', short: 'p' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const port = values.port === undefined ? undefined : Number(values.port);
+  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
+    throw new Error(`--port expects an integer from 0 to 65535, found "${values.port}"`);
+  }
+  return {
+    command: positionals[0],
+    positionals: positionals.slice(1),
+    config: values.config,
+    port,
+    json: values.json,
+    help: values.help,
+  };
+}

@@ -1,0 +1,47 @@
+/** `provenant verify IMAGE…`: the server's verification path, from a terminal. */
+import { Runtime, type Outcome } from '../service/index.ts';
+import type { Parsed } from './args.ts';
+import { loadConfig } from './load.ts';
+
+export const EXIT_TRUSTED = 0;
+export const EXIT_NOT_TRUSTED = 1;
+export const EXIT_ERROR = 2;
+
+export async function verify(args: Parsed, out: NodeJS.WritableStream): Promise<number> {
+  if (args.positionals.length === 0) throw new Error('verify expects at least one IMAGE');
+  const { config, source } = loadConfig(args.config);
+  const runtime = new Runtime(config, source);
+  try {
+    const images = args.positionals;
+    const outcomes = await Promise.all(images.map((image) => runtime.verifier.verify(image)));
+    out.write(
+      args.json
+        ? `${JSON.stringify(
+            images.map((image, i) => toJson(image, outcomes[i] as Outcome)),
+            null,
+            2,
+          )}\n`
+        : outcomes.map((o, i) => toText(images[i] as string, o)).join(''),
+    );
+    if (outcomes.some((o) => !o.ok && o.error.transient)) return EXIT_ERROR;
+    return outcomes.every((o) => o.ok) ? EXIT_TRUSTED : EXIT_NOT_TRUSTED;
+  } finally {
+    await runtime.close();
+  }
+}
+
+function toJson(image: string, o: Outcome): object {
+  if (o.ok) {
+    const { pinned, ...verdict } = o.verdict;
+    return { key: image, trusted: true, pinned, ...verdict };
+  }
+  return { key: image, trusted: false, code: o.error.code, error: o.error.message, transient: o.error.transient };
+}
+
+function toText(image: string, o: Outcome): string {
+  if (o.ok) {
+    const by = o.verdict.signers.length > 0 ? ` signed by ${o.verdict.signers.join(', ')}` : '';
+    return `trusted  ${image}\n  -> ${o.verdict.pinned}\n  validator ${o.verdict.validator}${by}, rule "${o.verdict.rule}"\n`;
+  }
+  return `${o.error.transient ? 'error    ' : 'denied   '}${image}\n  ${o.error.toItemError()}\n`;
+}

@@ -1,0 +1,225 @@
+/**
+ * The one configuration schema. `validators:` and `policy:` keep Connaisseur's shape unchanged
+ * (shared/reference/connaisseur-config.md); the other sections are Provenant's own. The Helm chart's
+ * values.schema.json is generated from this schema, so it is the single source of truth.
+ */
+import { Type, type Static, type TSchema, type TUnion } from '@sinclair/typebox';
+
+const strict = { additionalProperties: false } as const;
+const NonEmpty = Type.String({ minLength: 1 });
+const Pem = Type.String({ minLength: 1, description: 'PEM text' });
+
+const Keyless = Type.Object(
+  {
+    issuer: Type.Optional(NonEmpty),
+    issuerRegex: Type.Optional(NonEmpty),
+    subject: Type.Optional(NonEmpty),
+    subjectRegex: Type.Optional(NonEmpty),
+  },
+  strict,
+);
+
+const TrustRoot = Type.Object(
+  {
+    name: NonEmpty,
+    key: Type.Optional(Pem),
+    cert: Type.Optional(Pem),
+    tsCert: Type.Optional(Pem),
+    keyless: Type.Optional(Keyless),
+  },
+  strict,
+);
+
+// Connaisseur's validator-level `auth` (secretName mounted under /app/secrets, or ambient keychain).
+const ValidatorAuth = Type.Object(
+  { secretName: Type.Optional(NonEmpty), useKeychain: Type.Optional(Type.Boolean()) },
+  strict,
+);
+
+const StaticValidator = Type.Object(
+  { name: NonEmpty, type: Type.Literal('static'), approve: Type.Boolean({ default: false }) },
+  strict,
+);
+
+const CosignValidator = Type.Object(
+  {
+    name: NonEmpty,
+    type: Type.Literal('cosign'),
+    trustRoots: Type.Array(TrustRoot, { minItems: 1 }),
+    host: Type.Optional(
+      Type.Object(
+        {
+          rekor: Type.Optional(NonEmpty),
+          rekorPubkey: Type.Optional(Pem),
+          ctLogPubkey: Type.Optional(Pem),
+          fulcioCert: Type.Optional(Pem),
+        },
+        strict,
+      ),
+    ),
+    cert: Type.Optional(Pem),
+    auth: Type.Optional(ValidatorAuth),
+  },
+  strict,
+);
+
+const NotaryV1Validator = Type.Object(
+  {
+    name: NonEmpty,
+    type: Type.Literal('notaryv1'),
+    host: Type.String({ minLength: 1, default: 'notary.docker.io' }),
+    cert: Type.Optional(Pem),
+    trustRoots: Type.Array(TrustRoot, { minItems: 1 }),
+    auth: Type.Optional(ValidatorAuth),
+  },
+  strict,
+);
+
+const NotationValidator = Type.Object(
+  {
+    name: NonEmpty,
+    type: Type.Literal('notation'),
+    trustRoots: Type.Array(TrustRoot, { minItems: 1 }),
+    cert: Type.Optional(Pem),
+    auth: Type.Optional(ValidatorAuth),
+  },
+  strict,
+);
+
+// `discriminator` lets ajv report errors of the branch `type` selects instead of every branch.
+const ValidatorVariants = [StaticValidator, CosignValidator, NotaryV1Validator, NotationValidator] as const;
+const Validator = Type.Unsafe<Static<TUnion<[...typeof ValidatorVariants]>>>({
+  oneOf: [...ValidatorVariants],
+  discriminator: { propertyName: 'type' },
+});
+
+const RuleOptions = Type.Object(
+  {
+    trustRoot: Type.Optional(NonEmpty),
+    threshold: Type.Optional(Type.Integer({ minimum: 0 })),
+    required: Type.Optional(Type.Array(NonEmpty)),
+    delegations: Type.Optional(Type.Array(NonEmpty)),
+    verifyInTransparencyLog: Type.Optional(Type.Boolean()),
+    verifySCT: Type.Optional(Type.Boolean()),
+    mode: Type.Optional(Type.Union([Type.Literal('mutate'), Type.Literal('insecureValidateOnly')])),
+    verificationLevel: Type.Optional(
+      Type.Union([Type.Literal('strict'), Type.Literal('permissive'), Type.Literal('audit')]),
+    ),
+    verifyTimestamp: Type.Optional(Type.Union([Type.Literal('always'), Type.Literal('afterCertExpiry')])),
+  },
+  strict,
+);
+
+const Rule = Type.Object(
+  {
+    pattern: NonEmpty,
+    validator: Type.String({ minLength: 1, default: 'default' }),
+    with: Type.Optional(RuleOptions),
+  },
+  strict,
+);
+
+const Tls = Type.Object(
+  {
+    cert: NonEmpty,
+    key: NonEmpty,
+    clientCA: Type.Optional(NonEmpty),
+    minVersion: Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')], { default: 'TLSv1.2' }),
+  },
+  strict,
+);
+
+const Server = Type.Object(
+  {
+    host: Type.String({ default: '0.0.0.0' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8443 }),
+    tls: Type.Optional(Tls),
+    maxKeys: Type.Integer({ minimum: 1, maximum: 10000, default: 1000 }),
+    bodyLimitBytes: Type.Integer({ minimum: 1024, default: 1_048_576 }),
+    requestDeadlineMs: Type.Integer({ minimum: 100, default: 2500, description: 'answer within (ms)' }),
+  },
+  { ...strict, default: {} },
+);
+
+const RegistryAuth = Type.Union([
+  Type.Object({ username: NonEmpty, password: Type.String() }, strict),
+  Type.Object({ dockerConfig: NonEmpty }, strict),
+  Type.Object({ secret: Type.Object({ namespace: NonEmpty, name: NonEmpty }, strict) }, strict),
+]);
+
+const Registry = Type.Object(
+  {
+    host: NonEmpty,
+    insecure: Type.Boolean({ default: false, description: 'allow plain HTTP' }),
+    ca: Type.Optional(NonEmpty),
+    auth: Type.Optional(RegistryAuth),
+  },
+  strict,
+);
+
+const Network = Type.Object(
+  {
+    requestTimeoutMs: Type.Integer({ minimum: 50, default: 2000 }),
+    maxRetries: Type.Integer({ minimum: 0, maximum: 5, default: 2 }),
+    maxManifestBytes: Type.Integer({ minimum: 1024, default: 4 * 1024 * 1024 }),
+  },
+  { ...strict, default: {} },
+);
+
+const Cache = Type.Object(
+  {
+    ttlSeconds: Type.Integer({ minimum: 0, default: 30, description: '0 disables caching' }),
+    negativeTtlSeconds: Type.Integer({ minimum: 0, default: 5 }),
+    maxEntries: Type.Integer({ minimum: 1, default: 10000 }),
+    redis: Type.Optional(NonEmpty),
+  },
+  { ...strict, default: {} },
+);
+
+const Sigstore = Type.Object(
+  {
+    tufMirror: Type.Optional(NonEmpty),
+    tufRoot: Type.Optional(NonEmpty),
+    trustedRoot: Type.Optional(NonEmpty),
+  },
+  strict,
+);
+
+const Log = Type.Object(
+  {
+    level: Type.Union(
+      ['trace', 'debug', 'info', 'warn', 'error', 'fatal'].map((l) => Type.Literal(l)),
+      { default: 'info' },
+    ),
+  },
+  { ...strict, default: {} },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    validators: Type.Array(Validator, { minItems: 1 }),
+    policy: Type.Array(Rule, { minItems: 1 }),
+    server: Server,
+    registries: Type.Array(Registry, { default: [] }),
+    network: Network,
+    cache: Cache,
+    sigstore: Type.Optional(Sigstore),
+    log: Log,
+  },
+  strict,
+);
+
+export type Config = Static<typeof ConfigSchema>;
+export type ValidatorConfig = Static<typeof Validator>;
+export type ValidatorType = ValidatorConfig['type'];
+export type TrustRootConfig = Static<typeof TrustRoot>;
+export type RuleConfig = Static<typeof Rule>;
+export type RuleOptionsConfig = Static<typeof RuleOptions>;
+export type RegistryConfig = Static<typeof Registry>;
+export type TlsConfig = Static<typeof Tls>;
+export type LogLevel = Static<typeof Log>['level'];
+
+/** The schema as plain JSON (for values.schema.json and docs). */
+export function configJsonSchema(): TSchema {
+  return JSON.parse(JSON.stringify(ConfigSchema)) as TSchema;
+}

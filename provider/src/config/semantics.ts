@@ -1,0 +1,125 @@
+/**
+ * Cross-field checks the schema cannot express. Connaisseur finds most of these only at admission
+ * time ("validator not found", "unable to find trust root"); Provenant refuses them at load, so a
+ * broken policy never reaches the admission path.
+ */
+import { compilePattern, PatternSyntaxError } from '../policy/index.ts';
+import type { Config, RuleConfig, TrustRootConfig, ValidatorConfig, ValidatorType } from './schema.ts';
+
+/** Validator types this build can verify. A config naming any other type is refused, never ignored. */
+export const SUPPORTED_VALIDATOR_TYPES: ReadonlySet<ValidatorType> = new Set<ValidatorType>(['static']);
+
+export function semanticProblems(config: Config): string[] {
+  return [
+    ...validatorProblems(config.validators),
+    ...config.policy.flatMap((r, i) => ruleProblems(r, i, config)),
+  ];
+}
+
+function validatorProblems(validators: readonly ValidatorConfig[]): string[] {
+  const problems: string[] = [];
+  const seen = new Map<string, number>();
+  validators.forEach((v, i) => {
+    const first = seen.get(v.name);
+    if (first !== undefined)
+      problems.push(`/validators/${i}/name: duplicate name "${v.name}" (also /validators/${first})`);
+    else seen.set(v.name, i);
+    if (!SUPPORTED_VALIDATOR_TYPES.has(v.type)) {
+      const supported = [...SUPPORTED_VALIDATOR_TYPES].join(', ');
+      problems.push(
+        `/validators/${i}/type: validator type "${v.type}" is not supported by this build (supported: ${supported})`,
+      );
+    }
+    if (v.type !== 'static') problems.push(...trustRootProblems(v, `/validators/${i}`));
+  });
+  return problems;
+}
+
+function trustRootProblems(v: Exclude<ValidatorConfig, { type: 'static' }>, path: string): string[] {
+  const problems: string[] = [];
+  const names = new Set<string>();
+  v.trustRoots.forEach((root, i) => {
+    const at = `${path}/trustRoots/${i}`;
+    if (names.has(root.name)) problems.push(`${at}/name: duplicate trust root name "${root.name}"`);
+    names.add(root.name);
+    const expected = expectedMaterial(v.type);
+    const given = (['key', 'cert', 'keyless'] as const).filter((k) => root[k] !== undefined);
+    if (given.length !== 1 || !expected.includes(given[0] as string)) {
+      problems.push(
+        `${at}: expected exactly one of ${expected.join(' or ')} for a ${v.type} trust root, found ${given.join(', ') || 'none'}`,
+      );
+    }
+    problems.push(...keylessProblems(root, at));
+  });
+  return problems;
+}
+
+function expectedMaterial(type: Exclude<ValidatorType, 'static'>): string[] {
+  switch (type) {
+    case 'cosign':
+      return ['key', 'keyless'];
+    case 'notaryv1':
+      return ['key'];
+    case 'notation':
+      return ['cert'];
+  }
+}
+
+function keylessProblems(root: TrustRootConfig, at: string): string[] {
+  const k = root.keyless;
+  if (k === undefined) return [];
+  const problems: string[] = [];
+  for (const [exact, regex] of [
+    ['issuer', 'issuerRegex'],
+    ['subject', 'subjectRegex'],
+  ] as const) {
+    if ((k[exact] === undefined) === (k[regex] === undefined)) {
+      problems.push(`${at}/keyless: expected exactly one of ${exact} or ${regex}`);
+    }
+    const source = k[regex];
+    if (source !== undefined && !compiles(source))
+      problems.push(`${at}/keyless/${regex}: not a valid regular expression`);
+  }
+  return problems;
+}
+
+function ruleProblems(rule: RuleConfig, i: number, config: Config): string[] {
+  const at = `/policy/${i}`;
+  const problems: string[] = [];
+  try {
+    compilePattern(rule.pattern);
+  } catch (err) {
+    if (!(err instanceof PatternSyntaxError)) throw err;
+    problems.push(`${at}/pattern: ${err.message}`);
+  }
+  const validator = config.validators.find((v) => v.name === rule.validator);
+  if (validator === undefined) {
+    problems.push(
+      `${at}/validator: no validator named "${rule.validator}"${rule.validator === 'default' ? ' (a rule without validator uses "default")' : ''}`,
+    );
+    return problems;
+  }
+  if (validator.type === 'static') return problems;
+  const roots = new Set(validator.trustRoots.map((r) => r.name));
+  const trustRoot = rule.with?.trustRoot ?? 'default';
+  if (trustRoot !== '*' && !roots.has(trustRoot)) {
+    problems.push(`${at}/with/trustRoot: validator "${validator.name}" has no trust root "${trustRoot}"`);
+  }
+  for (const name of rule.with?.required ?? []) {
+    if (!roots.has(name))
+      problems.push(`${at}/with/required: validator "${validator.name}" has no trust root "${name}"`);
+  }
+  if (rule.with?.required !== undefined && rule.with.delegations !== undefined) {
+    problems.push(`${at}/with: "required" and "delegations" cannot be combined`);
+  }
+  return problems;
+}
+
+function compiles(source: string): boolean {
+  try {
+    new RegExp(source);
+    return true;
+  } catch {
+    return false;
+  }
+}

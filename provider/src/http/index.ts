@@ -1,0 +1,4 @@
+export { buildServer, type ServerOptions } from './app.ts';
+export { servingTls, type ServingTls } from './tls.ts';
+export { startServer, type RunningServer } from './serve.ts';
+export * from './schemas.ts';

@@ -1,0 +1,126 @@
+/**
+ * POST /v1/verify and /v1/mutate: per-key answers, per-image failures as item errors, transient
+ * failures as `systemError` with no items (Gatekeeper caches item errors for minutes; it must not
+ * cache a registry outage as a verdict).
+ */
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { Outcome, Runtime, Verdict } from '../service/index.ts';
+import { ProvenantError } from '../types/errors.ts';
+import {
+  ACCEPTED_API_VERSIONS,
+  API_VERSION,
+  mutateResponseSchema,
+  providerRequestSchema,
+  verifyResponseSchema,
+  type ProviderItem,
+  type ProviderRequest,
+  type ProviderResponse,
+} from './schemas.ts';
+
+type Render = (verdict: Verdict) => unknown;
+
+/** How each answered request went (ok, item_errors, system_error), for the request metrics. */
+export const requestOutcome = new WeakMap<object, string>();
+
+const renderVerify: Render = (v) => ({
+  image: v.image,
+  digest: v.digest,
+  validator: v.validator,
+  signers: v.signers,
+  rule: v.rule,
+});
+const renderMutate: Render = (v) => v.pinned;
+
+export function registerProviderRoutes(app: FastifyInstance, runtime: Runtime): void {
+  const route = (url: string, render: Render, response: object): void => {
+    app.post<{ Body: ProviderRequest }>(
+      url,
+      { schema: { body: providerRequestSchema, response: { 200: response } } },
+      async (req, reply) => answer(runtime, req.body, render, reply),
+    );
+  };
+  route('/v1/verify', renderVerify, verifyResponseSchema);
+  route('/v1/mutate', renderMutate, mutateResponseSchema);
+}
+
+async function answer(
+  runtime: Runtime,
+  body: ProviderRequest,
+  render: Render,
+  reply: FastifyReply,
+): Promise<ProviderResponse> {
+  checkKind(body);
+  const keys = [...new Set(body.request.keys)];
+  const { maxKeys, requestDeadlineMs } = runtime.config.server;
+  if (keys.length > maxKeys) {
+    throw new ProvenantError(
+      'REQUEST_TOO_MANY_KEYS',
+      `expected at most ${maxKeys} distinct keys per request (server.maxKeys), found ${keys.length}`,
+    );
+  }
+  const verifier = runtime.verifier;
+  const outcomes = await withDeadline(Promise.all(keys.map((k) => verifier.verify(k))), requestDeadlineMs);
+  const systemError =
+    outcomes === undefined ? deadlineError(keys.length, requestDeadlineMs) : firstTransient(outcomes);
+  if (systemError !== undefined) {
+    reply.log.warn({ code: systemError.code, image: systemError.image }, systemError.message);
+    requestOutcome.set(reply.request, 'system_error');
+    return providerResponse([], systemError.toItemError());
+  }
+  const items = (outcomes as Outcome[]).map((o, i): ProviderItem => {
+    const key = keys[i] as string;
+    if (o.ok) return { key, value: render(o.verdict), error: '' };
+    reply.log.info({ code: o.error.code, image: key }, o.error.message);
+    return { key, value: '', error: o.error.toItemError() };
+  });
+  requestOutcome.set(reply.request, items.some((i) => i.error !== '') ? 'item_errors' : 'ok');
+  return providerResponse(items, '');
+}
+
+function checkKind(body: ProviderRequest): void {
+  if (body.apiVersion !== undefined && !ACCEPTED_API_VERSIONS.includes(body.apiVersion)) {
+    throw new ProvenantError(
+      'REQUEST_WRONG_KIND',
+      `expected apiVersion ${API_VERSION}, found ${JSON.stringify(body.apiVersion)}`,
+    );
+  }
+  if (body.kind !== undefined && body.kind !== 'ProviderRequest') {
+    throw new ProvenantError(
+      'REQUEST_WRONG_KIND',
+      `expected kind ProviderRequest, found ${JSON.stringify(body.kind)}`,
+    );
+  }
+}
+
+export function providerResponse(items: ProviderItem[], systemError: string): ProviderResponse {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'ProviderResponse',
+    response: { idempotent: true, items, systemError },
+  };
+}
+
+function firstTransient(outcomes: readonly Outcome[]): ProvenantError | undefined {
+  for (const o of outcomes) if (!o.ok && o.error.transient) return o.error;
+  return undefined;
+}
+
+function deadlineError(keys: number, ms: number): ProvenantError {
+  return new ProvenantError(
+    'REQUEST_DEADLINE_EXCEEDED',
+    `could not verify ${keys} image(s) within ${ms} ms (server.requestDeadlineMs); retry`,
+  );
+}
+
+/** Resolves to undefined when the deadline passes first; the work itself keeps filling the cache. */
+async function withDeadline<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

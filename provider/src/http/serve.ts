@@ -1,0 +1,59 @@
+/** Listening over HTTPS, with the serving certificate reloaded from disk when it rotates. */
+import { unwatchFile, watchFile } from 'node:fs';
+import type { Server as HttpsServer } from 'node:https';
+import type { TlsConfig } from '../config/index.ts';
+import type { Logger, Metrics } from '../observability/index.ts';
+import type { Runtime } from '../service/index.ts';
+import { toProvenantError } from '../types/errors.ts';
+import { buildServer } from './app.ts';
+import { servingTls } from './tls.ts';
+
+export const CERT_POLL_INTERVAL_MS = 1000;
+
+export interface RunningServer {
+  readonly url: string;
+  readonly tlsDescription: string;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly runtime: Runtime;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly host: string;
+  readonly port: number;
+  readonly tls: TlsConfig | undefined;
+}
+
+export async function startServer(opts: StartOptions): Promise<RunningServer> {
+  const tls = servingTls(opts.tls);
+  const app = await buildServer({
+    runtime: opts.runtime,
+    metrics: opts.metrics,
+    logger: opts.logger,
+    https: tls.options,
+  });
+  await app.listen({ host: opts.host, port: opts.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : opts.port;
+  const server = app.server as HttpsServer;
+  const reload = (): void => {
+    try {
+      server.setSecureContext({ ...tls.options, ...tls.reload() });
+      opts.logger.info({ files: tls.files }, 'serving certificate reloaded');
+    } catch (err) {
+      const error = toProvenantError(err);
+      opts.logger.error({ code: error.code }, `keeping the previous serving certificate: ${error.message}`);
+    }
+  };
+  for (const file of tls.files)
+    watchFile(file, { interval: CERT_POLL_INTERVAL_MS, persistent: false }, reload);
+  return {
+    url: `https://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`,
+    tlsDescription: tls.description,
+    close: async () => {
+      for (const file of tls.files) unwatchFile(file, reload);
+      await app.close();
+    },
+  };
+}

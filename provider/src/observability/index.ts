@@ -1,0 +1,2 @@
+export { Metrics } from './metrics.ts';
+export { createLogger, type Logger } from './logger.ts';

@@ -1,0 +1,39 @@
+/** Prometheus metrics (prom-client), one registry per server so tests and reloads never collide. */
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly httpRequests = new Counter({
+    name: 'provenant_http_requests_total',
+    help: 'HTTP requests by route and outcome (ok, item_errors, system_error, client_error).',
+    labelNames: ['route', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly httpDuration = new Histogram({
+    name: 'provenant_http_request_duration_seconds',
+    help: 'HTTP request latency by route and outcome.',
+    labelNames: ['route', 'outcome'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  readonly verifications = new Counter({
+    name: 'provenant_verifications_total',
+    help: 'Image verifications by validator type and result (trusted, rejected, error), cached ones included.',
+    labelNames: ['validator', 'result', 'cached'] as const,
+    registers: [this.registry],
+  });
+
+  readonly configReloads = new Counter({
+    name: 'provenant_config_reloads_total',
+    help: 'Config reloads by result (ok, error).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(defaultMetrics = true) {
+    if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'provenant_' });
+  }
+}

@@ -1,0 +1,8 @@
+export { compilePattern, PatternSyntaxError, type CompiledPattern } from './pattern.ts';
+export {
+  compileRules,
+  mostSpecificRule,
+  patternMatches,
+  compareSpecificity,
+  type PolicyRule,
+} from './match.ts';

@@ -1,0 +1,70 @@
+/**
+ * Choosing the image-policy rule for an image: every rule whose (anchored) pattern matches is a
+ * candidate, and the most specific one wins, in Connaisseur's order
+ * (shared/reference/connaisseur-config.md §2.3):
+ *   1. more `/`-components wins;
+ *   2. else, left to right, the longer literal common prefix with the image's component wins;
+ *   3. else, left to right, the longer pattern component wins;
+ *   4. on a full tie the later rule wins.
+ */
+import type { ImageReference } from '../reference/index.ts';
+import { compilePattern, type CompiledPattern } from './pattern.ts';
+
+export interface PolicyRule<R> {
+  readonly index: number;
+  readonly pattern: CompiledPattern;
+  readonly rule: R;
+}
+
+export function compileRules<R extends { readonly pattern: string }>(rules: readonly R[]): PolicyRule<R>[] {
+  return rules.map((rule, index) => ({ index, rule, pattern: compilePattern(rule.pattern) }));
+}
+
+/** Whether a pattern covers the image. A pattern without a tag part matches any tag or digest. */
+export function patternMatches(pattern: CompiledPattern, ref: ImageReference): boolean {
+  if (!pattern.hasTagPart) return pattern.regex.test(ref.name);
+  if (pattern.regex.test(ref.normalized)) return true;
+  // `repo:v1` also covers `repo:v1@sha256:…`: the digest only pins what the tag names.
+  return ref.tag !== undefined && ref.digest !== undefined && pattern.regex.test(`${ref.name}:${ref.tag}`);
+}
+
+export function mostSpecificRule<R>(
+  rules: readonly PolicyRule<R>[],
+  ref: ImageReference,
+): PolicyRule<R> | undefined {
+  let best: PolicyRule<R> | undefined;
+  for (const candidate of rules) {
+    if (!patternMatches(candidate.pattern, ref)) continue;
+    // `>= 0`: a later rule wins a full tie.
+    if (
+      best === undefined ||
+      compareSpecificity(candidate.pattern.normalized, best.pattern.normalized, ref.normalized) >= 0
+    ) {
+      best = candidate;
+    }
+  }
+  return best;
+}
+
+/** Positive when pattern `a` is more specific than `b` for `image`, negative when less, 0 on a tie. */
+export function compareSpecificity(a: string, b: string, image: string): number {
+  const ac = a.split('/');
+  const bc = b.split('/');
+  if (ac.length !== bc.length) return ac.length - bc.length;
+  const ic = image.split('/');
+  for (let i = 0; i < ac.length; i++) {
+    const diff = commonPrefix(ac[i] as string, ic[i] ?? '') - commonPrefix(bc[i] as string, ic[i] ?? '');
+    if (diff !== 0) return diff;
+  }
+  for (let i = 0; i < ac.length; i++) {
+    const diff = (ac[i] as string).length - (bc[i] as string).length;
+    if (diff !== 0) return diff;
+  }
+  return 0;
+}
+
+function commonPrefix(pattern: string, component: string): number {
+  let n = 0;
+  while (n < pattern.length && n < component.length && pattern[n] === component[n]) n++;
+  return n;
+}

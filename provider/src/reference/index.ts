@@ -1,0 +1,2 @@
+export { normalizedPinned, parseReference, pinnedReference, registryApiHost } from './reference.ts';
+export type { ImageReference } from './reference.ts';

@@ -1,0 +1,144 @@
+/**
+ * The one verification path shared by the HTTP routes and the CLI: reference → policy rule →
+ * validator → trusted digest, with caching and coalescing. Only successes are cached for the full
+ * TTL; failures that are a property of the image briefly; transient failures never (MISSION.md:
+ * "never let a transient failure be cached as a verdict").
+ */
+import type { Config, RuleConfig } from '../config/index.ts';
+import { Coalescer, type Cache } from '../cache/index.ts';
+import { mostSpecificRule, compileRules, type PolicyRule } from '../policy/index.ts';
+import {
+  normalizedPinned,
+  parseReference,
+  pinnedReference,
+  type ImageReference,
+} from '../reference/index.ts';
+import type { RegistryClient } from '../registry/index.ts';
+import { ProvenantError, toProvenantError, type ErrorCode } from '../types/errors.ts';
+import { createValidator, type Validator } from '../validators/index.ts';
+import type { Metrics } from '../observability/index.ts';
+
+export interface Verdict {
+  /** The normalised reference pinned to the trusted digest. */
+  readonly image: string;
+  readonly digest: string;
+  readonly validator: string;
+  readonly signers: readonly string[];
+  /** The pattern of the policy rule that decided. */
+  readonly rule: string;
+  /** The rule's `with.mode`: `insecureValidateOnly` verifies but never pins. */
+  readonly mode: 'mutate' | 'insecureValidateOnly';
+  /** The key pinned to the digest in the caller's spelling (what /v1/mutate answers). */
+  readonly pinned: string;
+}
+
+export type Outcome =
+  { readonly ok: true; readonly verdict: Verdict } | { readonly ok: false; readonly error: ProvenantError };
+
+/** What the cache holds: a verdict, or a non-transient error as code and message. */
+export type CachedOutcome =
+  { readonly verdict: Omit<Verdict, 'pinned'> } | { readonly error: { code: ErrorCode; message: string } };
+
+export interface VerifierDeps {
+  readonly registry: RegistryClient;
+  readonly cache: Cache<CachedOutcome>;
+  readonly metrics?: Metrics | undefined;
+}
+
+export class Verifier {
+  private readonly rules: PolicyRule<RuleConfig>[];
+  private readonly validators: Map<string, Validator>;
+  private readonly inflight = new Coalescer<CachedOutcome | ProvenantError>();
+
+  constructor(
+    private readonly config: Config,
+    private readonly deps: VerifierDeps,
+    /** Distinguishes cache entries of different config generations. */
+    private readonly generation = 0,
+  ) {
+    this.rules = compileRules(config.policy);
+    this.validators = new Map(config.validators.map((v) => [v.name, createValidator(v, deps)]));
+  }
+
+  async verify(key: string): Promise<Outcome> {
+    let ref: ImageReference;
+    try {
+      ref = parseReference(key);
+    } catch (err) {
+      return { ok: false, error: toProvenantError(err, key) };
+    }
+    const cacheKey = `${this.generation}|${ref.normalized}`;
+    const cached = await this.deps.cache.get(cacheKey);
+    const result = cached ?? (await this.inflight.run(cacheKey, () => this.decide(ref, cacheKey)));
+    return this.toOutcome(result, ref, cached !== undefined);
+  }
+
+  private async decide(ref: ImageReference, cacheKey: string): Promise<CachedOutcome | ProvenantError> {
+    try {
+      const verdict = await this.validate(ref);
+      await this.deps.cache.set(cacheKey, { verdict }, this.config.cache.ttlSeconds);
+      return { verdict };
+    } catch (err) {
+      const error = toProvenantError(err, ref.original);
+      if (error.transient) return error;
+      const cachedError = { error: { code: error.code, message: error.message } };
+      await this.deps.cache.set(cacheKey, cachedError, this.config.cache.negativeTtlSeconds);
+      return cachedError;
+    }
+  }
+
+  private async validate(ref: ImageReference): Promise<Omit<Verdict, 'pinned'>> {
+    const match = mostSpecificRule(this.rules, ref);
+    if (match === undefined) {
+      throw new ProvenantError(
+        'POLICY_NO_MATCHING_RULE',
+        `no policy rule matches image ${ref.original} (normalised: ${ref.normalized}); add a rule, for example a "*:*" catch-all`,
+        {
+          image: ref.original,
+        },
+      );
+    }
+    const rule = match.rule;
+    const validator = this.validators.get(rule.validator);
+    if (validator === undefined) {
+      throw new ProvenantError(
+        'POLICY_VALIDATOR_NOT_FOUND',
+        `rule "${rule.pattern}" for image ${ref.original} names validator "${rule.validator}", which is not configured`,
+        {
+          image: ref.original,
+        },
+      );
+    }
+    const signal = AbortSignal.timeout(this.config.server.requestDeadlineMs);
+    const { digest, signers } = await validator.validate({ image: ref, rule, signal });
+    return {
+      image: normalizedPinned(ref, digest),
+      digest,
+      validator: validator.name,
+      signers,
+      rule: rule.pattern,
+      mode: rule.with?.mode ?? 'mutate',
+    };
+  }
+
+  private toOutcome(result: CachedOutcome | ProvenantError, ref: ImageReference, cached: boolean): Outcome {
+    const count = (validator: string, outcome: string): void =>
+      this.deps.metrics?.verifications.inc({ validator, result: outcome, cached: String(cached) });
+    if (result instanceof ProvenantError) {
+      count('none', 'error');
+      return { ok: false, error: result };
+    }
+    if ('error' in result) {
+      count('none', 'rejected');
+      return {
+        ok: false,
+        error: new ProvenantError(result.error.code, result.error.message, { image: ref.original }),
+      };
+    }
+    const verdict = result.verdict;
+    count(verdict.validator, 'trusted');
+    const pinned =
+      verdict.mode === 'insecureValidateOnly' ? ref.original : pinnedReference(ref, verdict.digest);
+    return { ok: true, verdict: { ...verdict, pinned } };
+  }
+}

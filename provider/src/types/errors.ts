@@ -1,0 +1,90 @@
+/**
+ * One error type for the whole provider. Every code is listed in docs/errors.md; a unit test fails
+ * when this table and the document drift apart (STYLE.md habit 3).
+ *
+ * `transient` decides how the HTTP layer reports a failure: transient failures become the
+ * ProviderResponse's `systemError` (Gatekeeper does not cache those), everything else is a
+ * per-item error that is a property of the image.
+ */
+export const ERROR_CODES = {
+  // Requests to the provider itself.
+  REQUEST_MALFORMED: { transient: false, summary: 'The request body is not a valid ProviderRequest.' },
+  REQUEST_WRONG_KIND: { transient: false, summary: 'apiVersion or kind is not the ProviderRequest one.' },
+  REQUEST_TOO_MANY_KEYS: { transient: false, summary: 'More keys than server.maxKeys in one request.' },
+  REQUEST_TOO_LARGE: { transient: false, summary: 'The body is larger than the server accepts.' },
+  REQUEST_UNSUPPORTED_MEDIA_TYPE: { transient: false, summary: 'The body is not JSON.' },
+  REQUEST_DEADLINE_EXCEEDED: {
+    transient: true,
+    summary: 'The request could not be answered inside server.requestDeadlineMs.',
+  },
+  // Image references.
+  REFERENCE_INVALID: { transient: false, summary: 'The key is not a valid image reference.' },
+  // Image policy.
+  POLICY_NO_MATCHING_RULE: { transient: false, summary: 'No policy rule pattern matches the image.' },
+  POLICY_VALIDATOR_NOT_FOUND: { transient: false, summary: 'The matching rule names an unknown validator.' },
+  POLICY_STATIC_DENY: { transient: false, summary: 'A static validator with approve: false matched.' },
+  // Registry traffic (OCI distribution API).
+  REGISTRY_UNREACHABLE: { transient: true, summary: 'The registry could not be connected to.' },
+  REGISTRY_TIMEOUT: { transient: true, summary: 'The registry did not answer in time.' },
+  REGISTRY_RATE_LIMITED: { transient: true, summary: 'The registry answered 429 Too Many Requests.' },
+  REGISTRY_SERVER_ERROR: { transient: true, summary: 'The registry answered with a 5xx status.' },
+  REGISTRY_UNAUTHORIZED: { transient: false, summary: 'The registry refused the credentials (401/403).' },
+  REGISTRY_MANIFEST_UNKNOWN: {
+    transient: false,
+    summary: 'The registry has no manifest for the tag or digest.',
+  },
+  REGISTRY_DIGEST_MISMATCH: {
+    transient: false,
+    summary: 'Content fetched from the registry does not hash to its digest.',
+  },
+  REGISTRY_RESPONSE_TOO_LARGE: { transient: false, summary: 'A registry response exceeded its size limit.' },
+  REGISTRY_BAD_RESPONSE: {
+    transient: false,
+    summary: 'The registry answered something the OCI spec forbids.',
+  },
+  // Configuration.
+  CONFIG_INVALID: { transient: false, summary: 'The configuration file does not match the schema.' },
+  CONFIG_UNREADABLE: {
+    transient: false,
+    summary: 'The configuration file (or a file it names) cannot be read.',
+  },
+  // Anything unexpected: a bug. Reported as a system error so it is never cached as a verdict.
+  INTERNAL: { transient: true, summary: 'An unexpected internal failure.' },
+} as const satisfies Record<string, { transient: boolean; summary: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface ProvenantErrorOptions {
+  /** The image reference (as the caller wrote it) the error is about, if any. */
+  readonly image?: string | undefined;
+  readonly cause?: unknown;
+}
+
+export class ProvenantError extends Error {
+  override readonly name = 'ProvenantError';
+  readonly code: ErrorCode;
+  readonly image: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: ProvenantErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.image = options.image;
+  }
+
+  /** Transient failures are retried by the engine rather than cached as a verdict. */
+  get transient(): boolean {
+    return ERROR_CODES[this.code].transient;
+  }
+
+  /** The `"<CODE>: <message>"` form used in ProviderResponse items and CLI output. */
+  toItemError(): string {
+    return `${this.code}: ${this.message}`;
+  }
+}
+
+/** Wraps anything thrown into a ProvenantError, keeping ProvenantErrors as they are. */
+export function toProvenantError(err: unknown, image?: string): ProvenantError {
+  if (err instanceof ProvenantError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new ProvenantError('INTERNAL', `unexpected failure: ${message}`, { image, cause: err });
+}

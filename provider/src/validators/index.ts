@@ -1,0 +1,24 @@
+/** Validators are plug-ins chosen by `type`; each lives in its own folder. */
+import type { ValidatorConfig } from '../config/index.ts';
+import type { RegistryClient } from '../registry/index.ts';
+import { StaticValidator } from './static/static.ts';
+import type { Validator } from './types.ts';
+
+export type { Validator, ValidationRequest, Validated } from './types.ts';
+export { StaticValidator } from './static/static.ts';
+
+export interface ValidatorDeps {
+  readonly registry: RegistryClient;
+}
+
+export function createValidator(config: ValidatorConfig, deps: ValidatorDeps): Validator {
+  switch (config.type) {
+    case 'static':
+      return new StaticValidator(config.name, config.approve, deps.registry);
+    case 'cosign':
+    case 'notaryv1':
+    case 'notation':
+      // Config loading refuses these types until they are implemented (SUPPORTED_VALIDATOR_TYPES).
+      throw new Error(`validator type ${config.type} is not implemented`);
+  }
+}

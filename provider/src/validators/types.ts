@@ -1,0 +1,23 @@
+import type { RuleConfig, ValidatorType } from '../config/index.ts';
+import type { ImageReference } from '../reference/index.ts';
+
+export interface ValidationRequest {
+  readonly image: ImageReference;
+  /** The policy rule that chose this validator (its pattern and `with` options). */
+  readonly rule: RuleConfig;
+  readonly signal: AbortSignal;
+}
+
+export interface Validated {
+  /** The trusted digest of the image. */
+  readonly digest: string;
+  /** Names of the trust roots whose signatures were accepted (empty for static). */
+  readonly signers: readonly string[];
+}
+
+/** A validator answers with a trusted digest or throws a ProvenantError saying why not. */
+export interface Validator {
+  readonly name: string;
+  readonly type: ValidatorType;
+  validate(request: ValidationRequest): Promise<Validated>;
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs the real third-party tools the test suites run, into a cache outside the checkout,
+# keyed by version, so a fresh clone reuses what an earlier run built.
+#   PROVENANT_TOOLS_DIR   cache root (default $HOME/.cache/provenant/tools)
+# Debian packages come from apt; Go tools are built with `go install module@version`.
+# Nothing third-party is committed: this script is the recipe.
+set -euo pipefail
+
+TOOLS_DIR="${PROVENANT_TOOLS_DIR:-$HOME/.cache/provenant/tools}"
+BIN_DIR="$TOOLS_DIR/bin"
+mkdir -p "$BIN_DIR"
+
+# module path | version | binary name | extra env
+GO_TOOLS=(
+  "github.com/google/go-containerregistry/cmd/crane|v0.21.8|crane|"
+  "github.com/open-policy-agent/opa|v1.22.2|opa|"
+  "github.com/sigstore/cosign/v3/cmd/cosign|v3.1.3|cosign|"
+  "github.com/notaryproject/notation/cmd/notation|v1.3.2|notation|"
+  # zot's module host (zotregistry.dev) is not on this machine's Go proxy allowlist;
+  # olareg is a real OCI registry that implements the distribution-spec v1.1 referrers API.
+  "github.com/olareg/olareg/cmd/olareg|v0.1.2|olareg|"
+)
+
+DEBIAN_PACKAGES=(docker-registry notary redis-server apache2-utils)
+# binaries each Debian package must provide
+DEBIAN_BINARIES=(docker-registry notary-server notary-signer notary redis-server htpasswd)
+
+log() { printf '[tools] %s\n' "$*" >&2; }
+
+install_debian() {
+  local missing=()
+  for b in "${DEBIAN_BINARIES[@]}"; do command -v "$b" >/dev/null 2>&1 || missing+=("$b"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages (${DEBIAN_PACKAGES[*]}) for: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${DEBIAN_PACKAGES[@]}" >/dev/null
+  # The packages start services on install; tests start their own on ephemeral ports.
+  for svc in docker-registry redis-server notary-server notary-signer; do
+    $SUDO systemctl stop "$svc" >/dev/null 2>&1 || $SUDO service "$svc" stop >/dev/null 2>&1 || true
+  done
+}
+
+install_go_tool() {
+  local module="$1" version="$2" name="$3" envs="$4"
+  local keyed="$TOOLS_DIR/go/$name/$version"
+  if [ -x "$keyed/$name" ]; then
+    ln -sf "$keyed/$name" "$BIN_DIR/$name"
+    return 0
+  fi
+  log "building $name $version (go install $module@$version)"
+  mkdir -p "$keyed"
+  # shellcheck disable=SC2086
+  env GOBIN="$keyed" CGO_ENABLED=0 $envs go install "$module@$version"
+  ln -sf "$keyed/$name" "$BIN_DIR/$name"
+}
+
+main() {
+  command -v go >/dev/null || { log "go is required to build the test tools"; exit 1; }
+  install_debian
+  local only="${1:-}"
+  for entry in "${GO_TOOLS[@]}"; do
+    IFS='|' read -r module version name envs <<<"$entry"
+    if [ -n "$only" ] && [ "$only" != "$name" ]; then continue; fi
+    install_go_tool "$module" "$version" "$name" "$envs"
+  done
+  log "tools ready in $BIN_DIR"
+}
+
+main "$@"
