@@ -100,12 +100,8 @@ export async function startProcess(opts: StartProcessOptions): Promise<ServerPro
     await waitUntilReady(opts.ready, opts.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS, exited);
   } catch (error) {
     await stop();
-    throw new Error(
-      `${opts.name} did not start: ${errorMessage(error)}\n--- ${opts.name} output ---\n${tail.text()}`,
-      {
-        cause: error,
-      },
-    );
+    const log = `--- ${opts.name} output ---\n${tail.text()}`;
+    throw new Error(`${opts.name} did not start: ${errorMessage(error)}\n${log}`, { cause: error });
   }
   return { name: opts.name, pid: child.pid ?? -1, output: () => tail.text(), stop };
 }

@@ -79,7 +79,8 @@ async function distributionConfig(dir: string, port: number, opts: DistributionR
   }
   const config: Record<string, unknown> = {
     version: '0.1',
-    log: { level: 'info', accesslog: { disabled: false } },
+    // Info level with the access log: the tail of it is what a failing test's message shows.
+    log: { level: 'info' },
     // Upload purging is a background sweep for abandoned uploads; a test registry lives for minutes.
     storage: { inmemory: {}, delete: { enabled: true }, maintenance: { uploadpurging: { enabled: false } } },
     http,

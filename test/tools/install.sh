@@ -10,7 +10,7 @@ TOOLS_DIR="${PROVENANT_TOOLS_DIR:-$HOME/.cache/provenant/tools}"
 BIN_DIR="$TOOLS_DIR/bin"
 mkdir -p "$BIN_DIR"
 
-# module path | version | binary name | extra env
+# package to build | version of its module | binary name | extra env
 GO_TOOLS=(
   "github.com/google/go-containerregistry/cmd/crane|v0.21.8|crane|"
   "github.com/open-policy-agent/opa|v1.22.2|opa|"
@@ -41,17 +41,27 @@ install_debian() {
   done
 }
 
+# Built through a throwaway tools module rather than `go install pkg@version`: the proxy here refuses
+# some modules' version lists, which `go install` reads for deprecation notices, while `go get
+# module@version` needs only the version itself. Later tools (kube-apiserver, kyverno) need such a
+# module anyway, for their `replace` lines.
 install_go_tool() {
-  local module="$1" version="$2" name="$3" envs="$4"
+  local package="$1" version="$2" name="$3" envs="$4"
   local keyed="$TOOLS_DIR/go/$name/$version"
-  if [ -x "$keyed/$name" ]; then
-    ln -sf "$keyed/$name" "$BIN_DIR/$name"
-    return 0
+  if [ ! -x "$keyed/$name" ]; then
+    log "building $name $version ($package)"
+    local src="$keyed/src"
+    rm -rf "$src" && mkdir -p "$src"
+    (
+      cd "$src"
+      go mod init provenant-tools/"$name" >/dev/null 2>&1
+      go get "$package@$version" >/dev/null 2>&1
+      # shellcheck disable=SC2086
+      env CGO_ENABLED=0 $envs go build -trimpath -o "$keyed/$name.tmp" "$package"
+    )
+    mv "$keyed/$name.tmp" "$keyed/$name"
+    rm -rf "$src"
   fi
-  log "building $name $version (go install $module@$version)"
-  mkdir -p "$keyed"
-  # shellcheck disable=SC2086
-  env GOBIN="$keyed" CGO_ENABLED=0 $envs go install "$module@$version"
   ln -sf "$keyed/$name" "$BIN_DIR/$name"
 }
 
@@ -60,9 +70,9 @@ main() {
   install_debian
   local only="${1:-}"
   for entry in "${GO_TOOLS[@]}"; do
-    IFS='|' read -r module version name envs <<<"$entry"
+    IFS='|' read -r package version name envs <<<"$entry"
     if [ -n "$only" ] && [ "$only" != "$name" ]; then continue; fi
-    install_go_tool "$module" "$version" "$name" "$envs"
+    install_go_tool "$package" "$version" "$name" "$envs"
   done
   log "tools ready in $BIN_DIR"
 }

@@ -36,10 +36,15 @@ export function parseConfig(text: string, source: string, baseDir: string): Conf
   const raw = parseYaml(text, source);
   const problems = schemaProblems(raw);
   // Cross-field checks need well-formed validators and rules; any other section may still be broken,
-  // and its problems are reported together with these.
-  if (!problems.some((p) => p.startsWith('/validators') || p.startsWith('/policy') || p.startsWith('/:'))) {
-    problems.push(...semanticProblems(raw as Config));
-  }
+  // and its problems are reported together with these. An unknown top-level field (say, Connaisseur's
+  // `alerting:`) leaves both lists intact, so it must not hide their problems.
+  const shapeBroken = problems.some(
+    (p) =>
+      p.startsWith('/validators') ||
+      p.startsWith('/policy') ||
+      (p.startsWith('/:') && !p.startsWith('/: unknown field')),
+  );
+  if (!shapeBroken) problems.push(...semanticProblems(raw as Config));
   if (problems.length > 0) {
     const list = problems.map((p) => `  - ${p}`).join('\n');
     throw new ProvenantError(

@@ -22,6 +22,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   const app = Fastify({
     loggerInstance: opts.logger,
     bodyLimit: runtime.config.server.bodyLimitBytes,
+    // fastify's default ajv coerces types ("x" → ["x"], 1 → "1", null → ""): a malformed key must be
+    // refused with a 400, never answered as some other image.
+    ajv: { customOptions: { coerceTypes: false } },
     // Requests are counted in metrics; the routes log what matters (codes and images), not every request.
     logController: new LogController({ disableRequestLogging: true }),
     ...(opts.https === undefined ? {} : { https: opts.https }),
@@ -33,7 +36,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
 
   app.setErrorHandler((err: FastifyError, _req, reply) => {
-    const { status, error } = classify(err);
+    const { status, error } = classify(err, runtime.config.server.bodyLimitBytes);
     void reply.code(status).send(providerResponse([], error.toItemError()));
   });
   app.setNotFoundHandler((req, reply) => {
@@ -71,14 +74,17 @@ function outcomeOf(status: number, marker: string | undefined): string {
 }
 
 const FASTIFY_CODES: Record<string, [number, ErrorCode, string]> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: [413, 'REQUEST_TOO_LARGE', 'expected a body of at most the server limit'],
   FST_ERR_CTP_INVALID_JSON_BODY: [400, 'REQUEST_MALFORMED', 'expected a JSON body'],
   FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'REQUEST_MALFORMED', 'expected a JSON body, found an empty body'],
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'REQUEST_MALFORMED', 'Content-Length does not match the body'],
 };
 
-function classify(err: FastifyError): { status: number; error: ProvenantError } {
+function classify(err: FastifyError, bodyLimitBytes: number): { status: number; error: ProvenantError } {
   if (err instanceof ProvenantError) return { status: err.transient ? 503 : 400, error: err };
+  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    const expected = `expected a body of at most ${bodyLimitBytes} bytes (server.bodyLimitBytes)`;
+    return { status: 413, error: new ProvenantError('REQUEST_TOO_LARGE', `${expected}: ${err.message}`) };
+  }
   if (err.validation !== undefined) {
     const where = err.validation.map((v) => `${v.instancePath || '/'} ${v.message ?? ''}`.trim()).join('; ');
     return {

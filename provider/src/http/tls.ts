@@ -78,8 +78,9 @@ function developmentTls(): ServingTls {
     ],
   });
   const dir = join(tmpdir(), 'provenant-dev');
+  // One file per process: two development servers on one machine must not overwrite each other's.
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const certPath = join(dir, 'tls.crt');
+  const certPath = join(dir, `tls-${process.pid}.crt`);
   writeFileSync(certPath, pems.cert);
   const options = { cert: pems.cert, key: pems.private };
   return {

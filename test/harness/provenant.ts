@@ -1,0 +1,64 @@
+/**
+ * Runs the real `provenant` command (bin/provenant.mjs) as a child process, the way users and the
+ * Helm chart run it, and waits for its "listening on" line to learn the URL.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const START_TIMEOUT_MS = 30_000;
+
+export interface RunningProvenant {
+  readonly url: string;
+  /** Everything the process printed so far (stdout and stderr). */
+  output(): string;
+  stop(): Promise<number | null>;
+}
+
+/** `command` is e.g. ['node', 'bin/provenant.mjs', 'serve', ...] or ['npm', 'start', '--', ...]. */
+export async function startProvenant(command: string[]): Promise<RunningProvenant> {
+  const [file, ...args] = command as [string, ...string[]];
+  const child = spawn(file, args, { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const url = await waitForUrl(child, () => output);
+  return { url, output: () => output, stop: () => stop(child) };
+}
+
+function waitForUrl(child: ChildProcess, output: () => string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => fail(`no "listening on" line within ${START_TIMEOUT_MS} ms`),
+      START_TIMEOUT_MS,
+    );
+    const check = (): void => {
+      const match = /provenant listening on (https:\/\/\S+)/.exec(output());
+      if (match?.[1] !== undefined) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    };
+    const fail = (why: string): void => {
+      clearTimeout(timer);
+      void stop(child);
+      reject(new Error(`provenant did not start: ${why}\n${output()}`));
+    };
+    child.stdout?.on('data', check);
+    child.once('exit', (code) => fail(`exited with ${code}`));
+  });
+}
+
+/** SIGTERM to the process group (npm start spawns node), then wait for the exit code. */
+function stop(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.pid === undefined) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => process.kill(-(child.pid as number), 'SIGKILL'), 5000);
+    child.once('exit', (code) => {
+      clearTimeout(kill);
+      resolve(code);
+    });
+    process.kill(-(child.pid as number), 'SIGTERM');
+  });
+}
