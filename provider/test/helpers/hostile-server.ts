@@ -56,7 +56,11 @@ export function sha256Digest(bytes: Buffer | string): string {
 
 /** A small OCI image manifest, different for every `seed`. */
 export function manifestBytes(seed: string): Buffer {
-  const config = { mediaType: 'application/vnd.oci.image.config.v1+json', size: 2, digest: sha256Digest(seed) };
+  const config = {
+    mediaType: 'application/vnd.oci.image.config.v1+json',
+    size: 2,
+    digest: sha256Digest(seed),
+  };
   return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers: [] }));
 }
 
