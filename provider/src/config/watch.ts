@@ -4,7 +4,7 @@
  * than watched by inode.
  */
 import { unwatchFile, watchFile } from 'node:fs';
-import { ProvenantError, toProvenantError } from '../types/errors.ts';
+import { toProvenantError, type ProvenantError } from '../types/errors.ts';
 import { loadConfigFile, type LoadedConfig } from './load.ts';
 
 export const CONFIG_POLL_INTERVAL_MS = 1000;

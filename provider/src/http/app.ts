@@ -54,10 +54,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     metrics.httpDuration.observe({ route, outcome }, reply.elapsedTime / 1000);
   });
   registerProviderRoutes(app, runtime);
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) => {
+  app.get('/healthz', (_req, reply) => reply.send({ status: 'ok' }));
+  app.get('/readyz', (_req, reply) => {
     if (runtime.closing) return reply.code(503).send({ status: 'shutting down' });
-    return { status: 'ready', config: runtime.configSource };
+    return reply.send({ status: 'ready', config: runtime.configSource });
   });
   app.get('/metrics', async (_req, reply) => {
     void reply.header('content-type', metrics.registry.contentType);

@@ -1,0 +1,201 @@
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { MemoryCache } from '../../src/cache/index.ts';
+import type { Config } from '../../src/config/index.ts';
+import { Metrics } from '../../src/observability/index.ts';
+import { RegistryClient } from '../../src/registry/index.ts';
+import { Verifier, type CachedOutcome, type Outcome, type Verdict } from '../../src/service/index.ts';
+import {
+  manifestBytes,
+  serveManifest,
+  sha256Digest,
+  startHostileServer,
+  type HostileServer,
+} from '../helpers/hostile-server.ts';
+import { configFromYaml } from '../helpers/runtime.ts';
+
+const REGISTRY_DELAY_MS = 100;
+
+/** Static rules: loopback registries allowed (one rule validate-only), registry.test/denied denied. */
+function configFor(registryHost: string): Config {
+  return configFromYaml(`
+validators:
+  - name: allow
+    type: static
+    approve: true
+  - name: deny
+    type: static
+    approve: false
+policy:
+  - pattern: "127.0.0.1:*/*"
+    validator: allow
+  - pattern: "127.0.0.1:*/audit/*"
+    validator: allow
+    with: { mode: insecureValidateOnly }
+  - pattern: "registry.test/denied/*"
+    validator: deny
+registries:
+  - host: "${registryHost}"
+    insecure: true
+`);
+}
+
+interface Harness {
+  readonly verifier: Verifier;
+  readonly cache: MemoryCache<CachedOutcome>;
+  readonly metrics: Metrics;
+  readonly close: () => Promise<void>;
+}
+
+function verifierFor(config: Config): Harness {
+  const registry = new RegistryClient({ registries: config.registries, ...config.network });
+  const cache = new MemoryCache<CachedOutcome>(config.cache.maxEntries);
+  const metrics = new Metrics(false);
+  // Generation 0: cache keys are `0|<normalised reference>`.
+  const verifier = new Verifier(config, { registry, cache, metrics }, 0);
+  return {
+    verifier,
+    cache,
+    metrics,
+    close: async () => {
+      await registry.close();
+      cache.close();
+    },
+  };
+}
+
+async function verificationsCounted(metrics: Metrics, cached: 'true' | 'false'): Promise<number> {
+  const { values } = await metrics.verifications.get();
+  return values.filter((v) => v.labels.cached === cached).reduce((sum, v) => sum + v.value, 0);
+}
+
+function verdictOf(outcome: Outcome): Verdict {
+  if (!outcome.ok) throw new Error(`expected a verdict, found ${outcome.error.toItemError()}`);
+  return outcome.verdict;
+}
+
+function errorCodeOf(outcome: Outcome): string {
+  if (outcome.ok) throw new Error(`expected an error, found a verdict for ${outcome.verdict.image}`);
+  return outcome.error.code;
+}
+
+describe('verifier', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  function harness(registryHost = '127.0.0.1:1'): Harness {
+    const h = verifierFor(configFor(registryHost));
+    cleanups.push(h.close);
+    return h;
+  }
+
+  /** A registry that answers every manifest request with one manifest, after REGISTRY_DELAY_MS. */
+  async function slowRegistry(manifest: Buffer): Promise<HostileServer> {
+    const server = await startHostileServer((req, res) => {
+      setTimeout(() => serveManifest(req, res, manifest), REGISTRY_DELAY_MS);
+    });
+    cleanups.push(server.close);
+    return server;
+  }
+
+  describe('caching', () => {
+    it('caches a static deny and answers the second lookup from the cache', async () => {
+      const { verifier, cache, metrics } = harness();
+      const key = 'registry.test/denied/app:1';
+      expect(errorCodeOf(await verifier.verify(key))).toBe('POLICY_STATIC_DENY');
+      expect(await cache.get(`0|${key}`)).toEqual({
+        error: { code: 'POLICY_STATIC_DENY', message: expect.stringContaining(key) as string },
+      });
+      const second = await verifier.verify(key);
+      expect(errorCodeOf(second)).toBe('POLICY_STATIC_DENY');
+      expect(second.ok ? '' : second.error.message).toContain('"registry.test/denied/*"');
+      expect(await verificationsCounted(metrics, 'false')).toBe(1);
+      expect(await verificationsCounted(metrics, 'true')).toBe(1);
+    });
+
+    it("shares a cached denial between spellings of one image, naming each caller's spelling", async () => {
+      const { verifier, metrics } = harness();
+      await verifier.verify('registry.test/denied/app:1');
+      const other = await verifier.verify('REGISTRY.test/denied/app:1');
+      expect(other.ok ? undefined : other.error.image).toBe('REGISTRY.test/denied/app:1');
+      expect(await verificationsCounted(metrics, 'true')).toBe(1);
+    });
+
+    it('never caches a transient failure', async () => {
+      const { verifier, cache, metrics } = harness();
+      const key = '127.0.0.1:1/team/app:v1';
+      expect(errorCodeOf(await verifier.verify(key))).toBe('REGISTRY_UNREACHABLE');
+      expect(await cache.get(`0|${key}`)).toBeUndefined();
+      expect(errorCodeOf(await verifier.verify(key))).toBe('REGISTRY_UNREACHABLE');
+      expect(await verificationsCounted(metrics, 'true')).toBe(0);
+      expect(await verificationsCounted(metrics, 'false')).toBe(2);
+    });
+
+    it('caches a trusted verdict so the registry is asked once', async () => {
+      const manifest = manifestBytes('cached');
+      const registry = await slowRegistry(manifest);
+      const { verifier } = harness(registry.host);
+      const key = `${registry.host}/team/app:v1`;
+      const first = verdictOf(await verifier.verify(key));
+      const second = verdictOf(await verifier.verify(key));
+      expect(second).toEqual(first);
+      expect(registry.requests).toHaveLength(1);
+    });
+  });
+
+  it('coalesces concurrent identical lookups into one registry request', async () => {
+    const manifest = manifestBytes('coalesced');
+    const registry = await slowRegistry(manifest);
+    const { verifier } = harness(registry.host);
+    const key = `${registry.host}/team/app:v1`;
+    const outcomes = await Promise.all(Array.from({ length: 5 }, () => verifier.verify(key)));
+    expect(outcomes.map((o) => verdictOf(o).digest)).toEqual(Array(5).fill(sha256Digest(manifest)));
+    expect(registry.requests.filter((r) => r.method === 'HEAD')).toHaveLength(1);
+    expect(registry.requests).toHaveLength(1);
+  });
+
+  describe('pinning', () => {
+    it("pins a tag to the registry's digest keeping the user's spelling", async () => {
+      const manifest = manifestBytes('pinned');
+      const registry = await slowRegistry(manifest);
+      const { verifier } = harness(registry.host);
+      const digest = sha256Digest(manifest);
+      const verdict = verdictOf(await verifier.verify(`${registry.host}/team/app:v1`));
+      expect(verdict.pinned).toBe(`${registry.host}/team/app:v1@${digest}`);
+      expect(verdict.image).toBe(`${registry.host}/team/app:v1@${digest}`);
+      expect(verdict).toMatchObject({ digest, validator: 'allow', rule: '127.0.0.1:*/*', mode: 'mutate' });
+      expect(registry.requests[0]).toMatchObject({ method: 'HEAD', path: '/v2/team/app/manifests/v1' });
+    });
+
+    it('pins a key without a tag as name@digest, while the verdict names the default tag', async () => {
+      const manifest = manifestBytes('untagged');
+      const registry = await slowRegistry(manifest);
+      const { verifier } = harness(registry.host);
+      const digest = sha256Digest(manifest);
+      const verdict = verdictOf(await verifier.verify(`${registry.host}/team/app`));
+      expect(verdict.pinned).toBe(`${registry.host}/team/app@${digest}`);
+      expect(verdict.image).toBe(`${registry.host}/team/app:latest@${digest}`);
+    });
+
+    it('returns the key unchanged in insecureValidateOnly mode, after still resolving its digest', async () => {
+      const manifest = manifestBytes('validate only');
+      const registry = await slowRegistry(manifest);
+      const { verifier } = harness(registry.host);
+      const key = `${registry.host}/audit/app:v1`;
+      const verdict = verdictOf(await verifier.verify(key));
+      expect(verdict.pinned).toBe(key);
+      expect(verdict.mode).toBe('insecureValidateOnly');
+      expect(verdict.digest).toBe(sha256Digest(manifest));
+      expect(registry.requests).toHaveLength(1);
+    });
+  });
+
+  it('reports an invalid reference without asking any registry', async () => {
+    const { verifier, cache } = harness();
+    const outcome = await verifier.verify('UPPER/Case:tag');
+    expect(errorCodeOf(outcome)).toBe('REFERENCE_INVALID');
+    expect(await cache.get('0|UPPER/Case:tag')).toBeUndefined();
+  });
+});
