@@ -35,7 +35,13 @@ function toJson(image: string, o: Outcome): object {
     const { pinned, ...verdict } = o.verdict;
     return { key: image, trusted: true, pinned, ...verdict };
   }
-  return { key: image, trusted: false, code: o.error.code, error: o.error.message, transient: o.error.transient };
+  return {
+    key: image,
+    trusted: false,
+    code: o.error.code,
+    error: o.error.message,
+    transient: o.error.transient,
+  };
 }
 
 function toText(image: string, o: Outcome): string {

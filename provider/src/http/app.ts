@@ -24,7 +24,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     bodyLimit: runtime.config.server.bodyLimitBytes,
     // fastify's default ajv coerces types ("x" → ["x"], 1 → "1", null → ""): a malformed key must be
     // refused with a 400, never answered as some other image.
-    ajv: { customOptions: { coerceTypes: false } },
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
     // Requests are counted in metrics; the routes log what matters (codes and images), not every request.
     logController: new LogController({ disableRequestLogging: true }),
     ...(opts.https === undefined ? {} : { https: opts.https }),
@@ -40,11 +40,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     void reply.code(status).send(providerResponse([], error.toItemError()));
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply
-      .code(404)
-      .send({
-        error: `no route ${req.method} ${req.url}; the provider serves POST /v1/verify and POST /v1/mutate`,
-      });
+    void reply.code(404).send({
+      error: `no route ${req.method} ${req.url}; the provider serves POST /v1/verify and POST /v1/mutate`,
+    });
   });
 
   app.addHook('onResponse', async (req, reply) => {

@@ -95,7 +95,8 @@ export class RegistryClient {
       maxBytes: this.options.maxManifestBytes,
       headers: { accept: MANIFEST_ACCEPT, ...(authorization === undefined ? {} : { authorization }) },
     });
-    const cached = this.cachedToken(host, scope);
+    // Tokens are keyed by the URL's host, which drops a default :443 the reference may spell out.
+    const cached = this.cachedToken(url.host, scope);
     let res = await this.transport.send(agent, request(cached ?? this.basicAuthorization(config, url)));
     if (res.status === 401) {
       const authorization = await this.authorize(ref, config, agent, url, res, scope, signal);
@@ -121,7 +122,7 @@ export class RegistryClient {
     if (challenge?.scheme === 'basic' && basic !== undefined) return basic;
     throw unauthorized(
       ref,
-      config === undefined ? 'no credentials are configured for it' : 'the registry refused them',
+      basic === undefined ? 'no credentials are configured for it' : 'the registry refused them',
     );
   }
 

@@ -25,7 +25,7 @@ export interface HostileServer {
   readonly requests: RecordedRequest[];
   /** A `registries:` entry for it (plain HTTP). */
   readonly registry: RegistryConfig;
-  close(): Promise<void>;
+  readonly close: () => Promise<void>;
 }
 
 export async function startHostileServer(handler: Handler): Promise<HostileServer> {

@@ -24,7 +24,7 @@ export interface TestServer {
   readonly runtime: Runtime;
   readonly metrics: Metrics;
   /** Closes the server, then the runtime (idempotent). */
-  close(): Promise<void>;
+  readonly close: () => Promise<void>;
 }
 
 export async function serverFromYaml(yaml: string): Promise<TestServer> {

@@ -83,7 +83,7 @@ describe('the provider HTTP API', () => {
     expect(status).toBe(200);
     expect(body.response.systemError).toBe('');
     expect(body.response.items).toEqual([
-      { key: ALLOWED, value: expect.objectContaining({ digest: DIGEST }), error: '' },
+      { key: ALLOWED, value: expect.objectContaining({ digest: DIGEST }) as unknown, error: '' },
     ]);
   }
 
@@ -198,7 +198,7 @@ describe('the provider HTTP API', () => {
       expect(status).toBe(200);
       expect(body.apiVersion).toBe(API_VERSION);
       expect(body.response.items).toEqual([
-        { key: ALLOWED, value: expect.objectContaining({ digest: DIGEST }), error: '' },
+        { key: ALLOWED, value: expect.objectContaining({ digest: DIGEST }) as unknown, error: '' },
       ]);
     });
 

@@ -1,0 +1,102 @@
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+
+import { ConfigWatcher, type LoadedConfig } from '../../src/config/index.ts';
+import type { ProvenantError } from '../../src/types/errors.ts';
+import { makeTempDir } from './helpers.ts';
+
+const POLL_INTERVAL_MS = 50;
+// Long enough for the watcher's first stat, so a write is seen as a change rather than the baseline.
+const SETTLE_MS = 4 * POLL_INTERVAL_MS;
+const WAIT = { timeout: 5000, interval: 20 };
+
+function configText(port: number, validator = 'default'): string {
+  return `
+validators:
+  - name: default
+    type: static
+policy:
+  - pattern: "*:*"
+    validator: ${validator}
+server:
+  port: ${port}
+`;
+}
+
+/**
+ * Replaces the file in one step, as Kubernetes does when it swaps a mounted ConfigMap: the watcher
+ * polls by stat, so an in-place rewrite could be seen half-written (truncated, then filled).
+ */
+async function replaceFile(path: string, text: string): Promise<void> {
+  const next = `${path}.next`;
+  await writeFile(next, text);
+  await rename(next, path);
+}
+
+describe('ConfigWatcher', () => {
+  let dir: string;
+  let file: string;
+  let watcher: ConfigWatcher | undefined;
+  const onReload = vi.fn<(loaded: LoadedConfig) => void>();
+  const onError = vi.fn<(error: ProvenantError) => void>();
+
+  beforeEach(async () => {
+    dir = await makeTempDir();
+    file = join(dir, 'provenant.yaml');
+    await writeFile(file, configText(8443));
+    onReload.mockClear();
+    onError.mockClear();
+    watcher = new ConfigWatcher(file, { onReload, onError }, POLL_INTERVAL_MS);
+    await sleep(SETTLE_MS);
+  });
+
+  afterEach(async () => {
+    watcher?.close();
+    watcher = undefined;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reports a valid change with the new config', async () => {
+    await replaceFile(file, configText(18443));
+    await vi.waitFor(() => expect(onReload).toHaveBeenCalled(), WAIT);
+    const loaded = onReload.mock.calls.at(-1)?.[0];
+    expect(loaded?.config.server.port).toBe(18443);
+    expect(loaded?.source).toBe(resolve(file));
+    expect(onError).not.toHaveBeenCalled();
+  });
+
+  it('reports an invalid change as CONFIG_INVALID without reloading', async () => {
+    await replaceFile(file, configText(8443, 'missing'));
+    await vi.waitFor(() => expect(onError).toHaveBeenCalled(), WAIT);
+    const error = onError.mock.calls.at(-1)?.[0];
+    expect(error?.code).toBe('CONFIG_INVALID');
+    expect(error?.message).toContain('/policy/0/validator: no validator named "missing"');
+    expect(onReload).not.toHaveBeenCalled();
+  });
+
+  it('reloads again once a broken file is fixed', async () => {
+    await replaceFile(file, 'validators: [\n');
+    await vi.waitFor(() => expect(onError).toHaveBeenCalled(), WAIT);
+    await replaceFile(file, configText(28443));
+    await vi.waitFor(() => expect(onReload).toHaveBeenCalled(), WAIT);
+    expect(onReload.mock.calls.at(-1)?.[0].config.server.port).toBe(28443);
+  });
+
+  it('reports a deleted file as CONFIG_UNREADABLE', async () => {
+    await rm(file);
+    await vi.waitFor(() => expect(onError).toHaveBeenCalled(), WAIT);
+    expect(onError.mock.calls.at(-1)?.[0].code).toBe('CONFIG_UNREADABLE');
+    expect(onReload).not.toHaveBeenCalled();
+  });
+
+  it('reports nothing after it is closed', async () => {
+    watcher?.close();
+    await replaceFile(file, configText(18443));
+    await sleep(SETTLE_MS);
+    expect(onReload).not.toHaveBeenCalled();
+    expect(onError).not.toHaveBeenCalled();
+  });
+});
