@@ -2,6 +2,7 @@
  * The foundation end to end: the real `provenant` process over HTTPS, a real docker-registry on
  * loopback, images pushed by the test, digests cross-checked with the real crane.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -199,6 +200,27 @@ registries:
     expect(no?.error).toContain(
       `POLICY_STATIC_DENY: static deny for image ${denied} using rule "${registry.host}/denied/*"`,
     );
+  });
+
+  it('serves a rotated certificate to new connections without a restart', async () => {
+    const { port } = new URL(provenant.url);
+    const fingerprint = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const socket = connect(
+          { host: '127.0.0.1', port: Number(port), ca: ca.certPem, cert: client.certPem, key: client.keyPem },
+          () => {
+            resolve(socket.getPeerCertificate().fingerprint256);
+            socket.end();
+          },
+        );
+        socket.once('error', reject);
+      });
+    const before = await fingerprint();
+    const rotated = await issueCert(dir, ca, 'server-rotated', 'server');
+    await writeFile(path.join(dir, 'server.key'), rotated.keyPem);
+    await writeFile(path.join(dir, 'server.crt'), rotated.certPem);
+    await expect.poll(fingerprint, { timeout: 10_000, interval: 250 }).not.toBe(before);
+    expect(await fingerprint()).toBe(new X509Certificate(rotated.certPem).fingerprint256);
   });
 
   it('reloads a changed config without a restart, and keeps the last good one when the new one is broken', async () => {
