@@ -67,7 +67,20 @@ function parseYaml(text: string, source: string): unknown {
 
 function schemaProblems(raw: unknown): string[] {
   if (validateSchema(raw)) return [];
-  return (validateSchema.errors ?? []).map(describeSchemaError);
+  const errors = validateSchema.errors ?? [];
+  // A field with a fixed set of values fails one `const` per value plus an `anyOf`: say it once.
+  const allowed = new Map<string, string[]>();
+  for (const e of errors) {
+    if (e.keyword === 'const')
+      allowed.set(e.instancePath, [...(allowed.get(e.instancePath) ?? []), String(e.params['allowedValue'])]);
+  }
+  const enumProblems = [...allowed].map(
+    ([path, values]) => `${path || '/'}: must be one of ${values.join(', ')}`,
+  );
+  const others = errors.filter(
+    (e) => !(allowed.has(e.instancePath) && (e.keyword === 'const' || e.keyword === 'anyOf')),
+  );
+  return [...new Set([...others.map(describeSchemaError), ...enumProblems])];
 }
 
 function describeSchemaError(e: ErrorObject): string {

@@ -3,11 +3,13 @@
  * the error; Kubernetes swaps ConfigMap files through symlinks, so the file is polled by stat rather
  * than watched by inode.
  */
-import { unwatchFile, watchFile } from 'node:fs';
+import { statSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 import { toProvenantError, type ProvenantError } from '../types/errors.ts';
 import { loadConfigFile, type LoadedConfig } from './load.ts';
 
 export const CONFIG_POLL_INTERVAL_MS = 1000;
+/** How long a changed file must stay unchanged before it is read. */
+export const CONFIG_SETTLE_MS = 200;
 
 export interface ConfigWatcherEvents {
   onReload(loaded: LoadedConfig): void;
@@ -15,7 +17,16 @@ export interface ConfigWatcherEvents {
 }
 
 export class ConfigWatcher {
-  private readonly listener = (): void => this.reload();
+  private settle: NodeJS.Timeout | undefined;
+  // A file rewritten in place can be seen half written: reload only once its stat stops changing.
+  private readonly listener = (curr: Stats): void => {
+    clearTimeout(this.settle);
+    this.settle = setTimeout(() => {
+      const now = statSync(this.path, { throwIfNoEntry: false });
+      if (now !== undefined && (now.mtimeMs !== curr.mtimeMs || now.size !== curr.size)) this.listener(now);
+      else this.reload();
+    }, CONFIG_SETTLE_MS);
+  };
 
   constructor(
     private readonly path: string,
@@ -34,6 +45,7 @@ export class ConfigWatcher {
   }
 
   close(): void {
+    clearTimeout(this.settle);
     unwatchFile(this.path, this.listener);
   }
 }

@@ -25,8 +25,7 @@ export interface CompiledPattern {
 }
 
 export function compilePattern(source: string): CompiledPattern {
-  const alias = HUB_ALIASES.find((a) => source.startsWith(a));
-  const normalized = alias === undefined ? source : `docker.io/${source.slice(alias.length)}`;
+  const normalized = normalizeRegistry(source);
   const lastComponent = normalized.slice(normalized.lastIndexOf('/') + 1);
   return {
     source,
@@ -34,6 +33,18 @@ export function compilePattern(source: string): CompiledPattern {
     hasTagPart: /[:@]/.test(lastComponent),
     regex: new RegExp(`^${globToRegex(normalized)}$`, 's'),
   };
+}
+
+/**
+ * Folds Docker Hub aliases into `docker.io` and lowercases a registry host, as reference
+ * normalisation does for images (`LoCaLhOst:1234/*` must still match `localhost:1234/x`).
+ */
+function normalizeRegistry(source: string): string {
+  const alias = HUB_ALIASES.find((a) => source.startsWith(a));
+  if (alias !== undefined) return `docker.io/${source.slice(alias.length)}`;
+  const slash = source.indexOf('/');
+  const first = source.slice(0, slash);
+  return slash > 0 && /[.:]/.test(first) ? `${first.toLowerCase()}${source.slice(slash)}` : source;
 }
 
 function globToRegex(glob: string): string {

@@ -435,3 +435,16 @@ registries:
     expect((err.cause as NodeJS.ErrnoException).code).toBe('EISDIR');
   });
 });
+
+describe('fields with a fixed set of values', () => {
+  it('name the allowed values once instead of one complaint per value', () => {
+    const problems = configProblems(`
+validators: [{ name: default, type: static, approve: true }]
+policy: [{ pattern: "*:*", with: { mode: rewrite } }]
+log: { level: loud }
+`);
+    expect(problems).toContain('/policy/0/with/mode: must be one of mutate, insecureValidateOnly');
+    expect(problems).toContain('/log/level: must be one of trace, debug, info, warn, error, fatal');
+    expect(problems.filter((p) => p.startsWith('/log/level'))).toHaveLength(1);
+  });
+});

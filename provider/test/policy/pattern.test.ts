@@ -147,3 +147,15 @@ describe('pattern normalisation', () => {
     expect(compilePattern(pattern).hasTagPart).toBe(hasTagPart);
   });
 });
+
+describe('registry hosts in patterns', () => {
+  it('matches a registry host case-insensitively, as references are normalised to lower case', () => {
+    expect(compilePattern('LoCaLhOst:1234/*').normalized).toBe('localhost:1234/*');
+    expect(globMatches('LoCaLhOst:1234/*', 'localhost:1234/team/app:v1')).toBe(true);
+  });
+
+  it('keeps the case of repository components and of patterns without a registry', () => {
+    expect(compilePattern('Image:*').normalized).toBe('Image:*');
+    expect(compilePattern('registry.io/Team/*').normalized).toBe('registry.io/Team/*');
+  });
+});
