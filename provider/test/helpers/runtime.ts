@@ -44,3 +44,13 @@ export async function serverFromYaml(yaml: string): Promise<TestServer> {
     },
   };
 }
+
+/** The two static validators most tests use: `allow` (approve: true) and `deny` (approve: false). */
+export const STATIC_ALLOW_DENY = `validators:
+  - name: allow
+    type: static
+    approve: true
+  - name: deny
+    type: static
+    approve: false
+`;

@@ -8,19 +8,17 @@ import {
   type ProviderResponse,
 } from '../../src/http/index.ts';
 import { sha256Digest } from '../helpers/hostile-server.ts';
-import { serverFromYaml, TEST_CONFIG_SOURCE, type TestServer } from '../helpers/runtime.ts';
+import {
+  serverFromYaml,
+  STATIC_ALLOW_DENY,
+  TEST_CONFIG_SOURCE,
+  type TestServer,
+} from '../helpers/runtime.ts';
 
 // No catch-all rule, so an image outside these patterns has no matching rule. 127.0.0.1:1 refuses
 // connections: the real registry client fails there with ECONNREFUSED.
 const CONFIG = `
-validators:
-  - name: allow
-    type: static
-    approve: true
-  - name: deny
-    type: static
-    approve: false
-policy:
+${STATIC_ALLOW_DENY}policy:
   - pattern: "registry.test/allowed/*"
     validator: allow
   - pattern: "registry.test/denied/*"

@@ -12,21 +12,14 @@ import {
   startHostileServer,
   type HostileServer,
 } from '../helpers/hostile-server.ts';
-import { configFromYaml } from '../helpers/runtime.ts';
+import { configFromYaml, STATIC_ALLOW_DENY } from '../helpers/runtime.ts';
 
 const REGISTRY_DELAY_MS = 100;
 
 /** Static rules: loopback registries allowed (one rule validate-only), registry.test/denied denied. */
 function configFor(registryHost: string): Config {
   return configFromYaml(`
-validators:
-  - name: allow
-    type: static
-    approve: true
-  - name: deny
-    type: static
-    approve: false
-policy:
+${STATIC_ALLOW_DENY}policy:
   - pattern: "127.0.0.1:*/*"
     validator: allow
   - pattern: "127.0.0.1:*/audit/*"
