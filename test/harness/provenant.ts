@@ -37,6 +37,8 @@ function waitForUrl(child: ChildProcess, output: () => string): Promise<string> 
       const match = /provenant listening on (https:\/\/\S+)/.exec(output());
       if (match?.[1] !== undefined) {
         clearTimeout(timer);
+        child.stdout?.off('data', check);
+        child.off('exit', onExit);
         resolve(match[1]);
       }
     };
@@ -46,7 +48,9 @@ function waitForUrl(child: ChildProcess, output: () => string): Promise<string> 
       reject(new Error(`provenant did not start: ${why}\n${output()}`));
     };
     child.stdout?.on('data', check);
-    child.once('exit', (code) => fail(`exited with ${code}`));
+    // Only an exit before the "listening on" line is a failed start; later exits belong to stop().
+    const onExit = (code: number | null): void => fail(`exited with ${code}`);
+    child.once('exit', onExit);
   });
 }
 
