@@ -112,7 +112,14 @@ function resolvePaths(config: Config, baseDir: string): Config {
         clientCA: tls.clientCA === undefined ? undefined : abs(tls.clientCA),
       },
     },
-    registries: config.registries.map((r) => ({ ...r, ca: r.ca === undefined ? undefined : abs(r.ca) })),
+    registries: config.registries.map((r) => ({
+      ...r,
+      ca: r.ca === undefined ? undefined : abs(r.ca),
+      auth:
+        r.auth !== undefined && 'dockerConfig' in r.auth
+          ? { dockerConfig: abs(r.auth.dockerConfig) }
+          : r.auth,
+    })),
   };
 }
 

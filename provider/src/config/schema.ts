@@ -153,6 +153,13 @@ const Registry = Type.Object(
     insecure: Type.Boolean({ default: false, description: 'allow plain HTTP' }),
     ca: Type.Optional(NonEmpty),
     auth: Type.Optional(RegistryAuth),
+    mirror: Type.Optional(
+      Type.String({
+        minLength: 1,
+        pattern: '^[^/\\s]+(/[a-z0-9._/-]+)?$',
+        description: 'fetch this registry from host[/path-prefix] instead (air-gapped clusters)',
+      }),
+    ),
   },
   strict,
 );
@@ -162,6 +169,7 @@ const Network = Type.Object(
     requestTimeoutMs: Type.Integer({ minimum: 50, default: 2000 }),
     maxRetries: Type.Integer({ minimum: 0, maximum: 5, default: 2 }),
     maxManifestBytes: Type.Integer({ minimum: 1024, default: 4 * 1024 * 1024 }),
+    maxBlobBytes: Type.Integer({ minimum: 1024, default: 4 * 1024 * 1024, description: 'signature blobs' }),
   },
   { ...strict, default: {} },
 );

@@ -1,6 +1,7 @@
 /**
  * The OCI distribution client validators stand on (distribution-spec v1.1). Validators never do HTTP:
- * they ask this client for digests, manifests and referrers.
+ * they ask this client for digests, manifests, blobs and referrers. Every byte it hands out has been
+ * size-limited before it was read and hashed against the digest it was asked for.
  */
 import { createHash } from 'node:crypto';
 import type { Agent } from 'undici';
@@ -8,9 +9,10 @@ import type { RegistryConfig } from '../config/index.ts';
 import { registryApiHost, type ImageReference } from '../reference/index.ts';
 import { ProvenantError } from '../types/errors.ts';
 import { parseChallenge, type Challenge } from './challenge.ts';
-import { basicHeader, credentialsFor } from './credentials.ts';
+import { basicHeader, CredentialStore, type CredentialSource } from './credentials/index.ts';
 import { RegistryHosts } from './hosts.ts';
-import { MANIFEST_ACCEPT } from './media-types.ts';
+import { DIGEST_PATTERN, parseManifest, type Descriptor, type Manifest } from './manifest.ts';
+import { MANIFEST_ACCEPT, OCI_INDEX } from './media-types.ts';
 import { Transport, type HttpRequest, type HttpResponse } from './transport.ts';
 
 export interface RegistryClientOptions {
@@ -18,20 +20,39 @@ export interface RegistryClientOptions {
   readonly requestTimeoutMs: number;
   readonly maxRetries: number;
   readonly maxManifestBytes: number;
+  /** Limit for blobs (signatures, bundles, attestations); defaults to maxManifestBytes. */
+  readonly maxBlobBytes?: number;
 }
 
 const TOKEN_MAX_BYTES = 64 * 1024;
 const TOKEN_DEFAULT_LIFETIME_S = 60;
-const DIGEST = /^sha256:[a-f0-9]{64}$/;
+const MAX_REDIRECTS = 5;
+const SHA256 = /^sha256:[a-f0-9]{64}$/;
 
 interface CachedToken {
   readonly header: string;
   readonly expiresAtMs: number;
 }
 
+/** Where requests for an image go: its own registry, or the mirror configured for it. */
+interface Route {
+  /** Registry host as written in references (`docker.io`, `mirror.local:5000`): the credentials key. */
+  readonly registry: string;
+  /** Host the API is served from (`registry-1.docker.io` for Docker Hub). */
+  readonly apiHost: string;
+  readonly repository: string;
+  readonly config: RegistryConfig | undefined;
+}
+
+export interface ReferrersOptions {
+  /** Only referrers of this artifact type (filtered here too, whether or not the registry did). */
+  readonly artifactType?: string;
+}
+
 export class RegistryClient {
   private readonly transport: Transport;
   private readonly hosts: RegistryHosts;
+  private readonly credentials = new CredentialStore();
   /** Bearer tokens per (registry, scope), reused until they expire. */
   private readonly tokens = new Map<string, CachedToken>();
 
@@ -43,64 +64,234 @@ export class RegistryClient {
   /** The digest a tag points at (HEAD, with a GET fallback); a digest reference is returned as is. */
   async resolveDigest(ref: ImageReference, signal: AbortSignal): Promise<string> {
     if (ref.digest !== undefined) return ref.digest;
-    const path = `/v2/${ref.repository}/manifests/${ref.tag ?? 'latest'}`;
-    const head = await this.get(ref, 'HEAD', path, signal);
+    const tag = ref.tag ?? 'latest';
+    const head = await this.request(ref, 'HEAD', (repo) => `/v2/${repo}/manifests/${tag}`, signal, {
+      accept: MANIFEST_ACCEPT,
+      maxBytes: this.options.maxManifestBytes,
+    });
     const advertised = head.headers['docker-content-digest'];
-    if (head.status === 200 && advertised !== undefined && DIGEST.test(advertised)) return advertised;
+    if (head.status === 200 && advertised !== undefined && SHA256.test(advertised)) return advertised;
     // Some registries omit Docker-Content-Digest or refuse HEAD: fetch and hash the manifest ourselves.
-    if (head.status !== 200 && head.status !== 405) expectOk(head, ref);
-    const manifest = await this.fetchManifest(ref, ref.tag ?? 'latest', signal);
-    return manifest.digest;
+    if (head.status !== 200 && head.status !== 405) expectOk(head, ref, 'manifest');
+    return (await this.fetchManifest(ref, tag, signal)).digest;
   }
 
-  /** Fetches a manifest by tag or digest; the digest is computed from the bytes, and checked when known. */
-  async fetchManifest(
+  /** A manifest by tag or digest; its digest is computed from the bytes, and checked when asked by digest. */
+  async fetchManifest(ref: ImageReference, tagOrDigest: string, signal: AbortSignal): Promise<Manifest> {
+    const manifest = await this.findManifest(ref, tagOrDigest, signal);
+    if (manifest === undefined)
+      expectOk({ status: 404, headers: {}, body: Buffer.alloc(0) }, ref, 'manifest');
+    return manifest as Manifest;
+  }
+
+  /** Like fetchManifest, but a missing tag or digest (404) is `undefined` rather than an error. */
+  async findManifest(
     ref: ImageReference,
     tagOrDigest: string,
     signal: AbortSignal,
-  ): Promise<{ digest: string; mediaType: string | undefined; body: Buffer }> {
-    const res = await this.get(ref, 'GET', `/v2/${ref.repository}/manifests/${tagOrDigest}`, signal);
-    expectOk(res, ref);
-    const digest = `sha256:${createHash('sha256').update(res.body).digest('hex')}`;
-    if (tagOrDigest.includes(':') && tagOrDigest !== digest) {
+  ): Promise<Manifest | undefined> {
+    const res = await this.request(ref, 'GET', (repo) => `/v2/${repo}/manifests/${tagOrDigest}`, signal, {
+      accept: MANIFEST_ACCEPT,
+      maxBytes: this.options.maxManifestBytes,
+    });
+    if (res.status === 404) return undefined;
+    expectOk(res, ref, 'manifest');
+    const digest = verifyDigest(
+      res.body,
+      tagOrDigest.includes(':') ? tagOrDigest : undefined,
+      ref,
+      'manifest',
+    );
+    return parseManifest(res.body, digest, res.headers['content-type'], ref.original);
+  }
+
+  /** A blob's bytes, refused above the limit before reading, and hashed against its digest. */
+  async fetchBlob(
+    ref: ImageReference,
+    descriptor: Pick<Descriptor, 'digest'> & { readonly size?: number },
+    signal: AbortSignal,
+    maxBytes = this.options.maxBlobBytes ?? this.options.maxManifestBytes,
+  ): Promise<Buffer> {
+    if (!DIGEST_PATTERN.test(descriptor.digest)) {
       throw new ProvenantError(
-        'REGISTRY_DIGEST_MISMATCH',
-        `registry ${ref.registry} served a manifest for ${ref.original} that does not match its digest: expected ${tagOrDigest}, found ${digest}`,
+        'REGISTRY_BAD_RESPONSE',
+        `a manifest of ${ref.original} names a blob with an unusable digest: expected sha256:<64 hex>, found ${JSON.stringify(descriptor.digest)}`,
         { image: ref.original },
       );
     }
-    return { digest, mediaType: res.headers['content-type'], body: res.body };
+    if (descriptor.size !== undefined && descriptor.size > maxBytes) {
+      throw new ProvenantError(
+        'REGISTRY_RESPONSE_TOO_LARGE',
+        `the blob ${descriptor.digest} of ${ref.original} is larger than the limit: expected at most ${maxBytes} bytes, found ${descriptor.size} (descriptor size)`,
+        { image: ref.original },
+      );
+    }
+    const res = await this.request(ref, 'GET', (repo) => `/v2/${repo}/blobs/${descriptor.digest}`, signal, {
+      maxBytes,
+    });
+    expectOk(res, ref, 'blob');
+    verifyDigest(res.body, descriptor.digest, ref, 'blob');
+    return res.body;
+  }
+
+  /**
+   * Manifests whose `subject` is `digest`: the OCI referrers API, or — on registries without it (a 404,
+   * as distribution 2.8 answers) — the referrers tag schema `sha256-<hex>` that clients maintain.
+   */
+  async listReferrers(
+    ref: ImageReference,
+    digest: string,
+    signal: AbortSignal,
+    options: ReferrersOptions = {},
+  ): Promise<readonly Descriptor[]> {
+    const filter =
+      options.artifactType === undefined ? '' : `?artifactType=${encodeURIComponent(options.artifactType)}`;
+    const res = await this.request(ref, 'GET', (repo) => `/v2/${repo}/referrers/${digest}${filter}`, signal, {
+      accept: OCI_INDEX,
+      maxBytes: this.options.maxManifestBytes,
+    });
+    let index: Manifest | undefined;
+    if (res.status === 404 || res.status === 405) {
+      index = await this.findManifest(ref, digest.replace(':', '-'), signal);
+    } else {
+      expectOk(res, ref, 'referrers index');
+      index = parseManifest(
+        res.body,
+        digestOf(res.body, 'sha256'),
+        res.headers['content-type'],
+        ref.original,
+      );
+    }
+    const found = index?.manifests ?? [];
+    return options.artifactType === undefined
+      ? found
+      : found.filter((d) => d.artifactType === options.artifactType);
   }
 
   async close(): Promise<void> {
+    this.credentials.close();
     await this.transport.close();
   }
 
-  private async get(
+  private route(ref: ImageReference): Route {
+    const config = this.hosts.lookup(ref.registry);
+    if (config?.mirror === undefined)
+      return {
+        registry: ref.registry,
+        apiHost: registryApiHost(ref.registry),
+        repository: ref.repository,
+        config,
+      };
+    const slash = config.mirror.indexOf('/');
+    const host = (slash < 0 ? config.mirror : config.mirror.slice(0, slash)).toLowerCase();
+    const prefix = slash < 0 ? '' : `${config.mirror.slice(slash + 1).replace(/\/+$/, '')}/`;
+    return {
+      registry: host,
+      apiHost: host,
+      repository: `${prefix}${ref.repository}`,
+      config: this.hosts.lookup(host),
+    };
+  }
+
+  /** One registry request: auth (cached token, basic, or a challenge answered), then redirects. */
+  private async request(
     ref: ImageReference,
     method: 'GET' | 'HEAD',
-    path: string,
+    path: (repository: string) => string,
     signal: AbortSignal,
+    opts: { accept?: string; maxBytes: number },
   ): Promise<HttpResponse> {
-    const config = this.hosts.lookup(ref.registry);
-    const host = registryApiHost(ref.registry);
-    const agent = this.transport.agentFor(host, config?.ca);
-    const url = new URL(path, `${config?.insecure === true ? 'http' : 'https'}://${host}`);
-    const scope = `repository:${ref.repository}:pull`;
+    const route = this.route(ref);
+    const { config } = route;
+    const agent = this.transport.agentFor(route.apiHost, config?.ca);
+    const url = new URL(
+      path(route.repository),
+      `${config?.insecure === true ? 'http' : 'https'}://${route.apiHost}`,
+    );
+    const scope = `repository:${route.repository}:pull`;
+    const source = this.credentials.sourceFor(config);
     const request = (authorization: string | undefined): HttpRequest => ({
       method,
       url,
       signal,
       image: ref.original,
-      maxBytes: this.options.maxManifestBytes,
-      headers: { accept: MANIFEST_ACCEPT, ...(authorization === undefined ? {} : { authorization }) },
+      maxBytes: opts.maxBytes,
+      headers: {
+        ...(opts.accept === undefined ? {} : { accept: opts.accept }),
+        ...(authorization === undefined ? {} : { authorization }),
+      },
     });
     // Tokens are keyed by the URL's host, which drops a default :443 the reference may spell out.
-    const cached = this.cachedToken(url.host, scope);
-    let res = await this.transport.send(agent, request(cached ?? this.basicAuthorization(config, url)));
-    if (res.status === 401) {
-      const authorization = await this.authorize(ref, config, agent, url, res, scope, signal);
+    const tokenKey = `${url.host} ${scope}`;
+    const cached = this.cachedToken(tokenKey);
+    let res = await this.transport.send(
+      agent,
+      request(cached ?? (await this.basicAuthorization(route, source, url, ref, signal))),
+    );
+    for (let attempt = 0; res.status === 401 && attempt < 2; attempt++) {
+      if (attempt === 1) {
+        // Refused with credentials we had cached: they may have rotated (a Secret, a helper's token).
+        if (source === undefined) break;
+        source.invalidate();
+        this.tokens.delete(tokenKey);
+      }
+      const authorization = await this.authorize(ref, route, source, agent, url, res, scope, signal);
       res = await this.transport.send(agent, request(authorization));
+    }
+    return this.followRedirects(ref, route, request(undefined), res, url);
+  }
+
+  /**
+   * Registries send blob downloads to storage (S3, a CDN) with 307s. Credentials go only to the origin
+   * that asked for them; more than MAX_REDIRECTS hops (or a loop) is refused.
+   */
+  private async followRedirects(
+    ref: ImageReference,
+    route: Route,
+    base: HttpRequest,
+    first: HttpResponse,
+    origin: URL,
+  ): Promise<HttpResponse> {
+    let res = first;
+    let url = origin;
+    const seen = new Set<string>([url.href]);
+    for (let hops = 0; [301, 302, 303, 307, 308].includes(res.status); hops++) {
+      const location = res.headers['location'];
+      let next: URL;
+      try {
+        next = new URL(location ?? '', url);
+      } catch {
+        throw new ProvenantError(
+          'REGISTRY_BAD_RESPONSE',
+          `registry ${route.registry} redirected a request for ${ref.original} to an unusable location: expected a URL, found ${JSON.stringify(location ?? null)}`,
+          { image: ref.original },
+        );
+      }
+      if (hops >= MAX_REDIRECTS || seen.has(next.href)) {
+        throw new ProvenantError(
+          'REGISTRY_TOO_MANY_REDIRECTS',
+          `registry ${route.registry} redirected a request for ${ref.original} ${seen.has(next.href) ? 'in a loop' : 'too often'}: expected at most ${MAX_REDIRECTS} redirects, found ${hops + 1} (last to ${next.host}${next.pathname})`,
+          { image: ref.original },
+        );
+      }
+      seen.add(next.href);
+      const target = this.hosts.lookup(next.host);
+      if (
+        next.protocol !== 'https:' &&
+        !(next.protocol === 'http:' && (target ?? route.config)?.insecure === true)
+      ) {
+        throw new ProvenantError(
+          'REGISTRY_BAD_RESPONSE',
+          `registry ${route.registry} redirected a request for ${ref.original} to plain HTTP: expected https, found ${next.protocol}//${next.host}`,
+          { image: ref.original },
+        );
+      }
+      const sameOrigin = next.origin === origin.origin;
+      const agent = this.transport.agentFor(next.host, (sameOrigin ? route.config : target)?.ca);
+      const headers = { ...base.headers };
+      if (!sameOrigin) delete headers['authorization'];
+      res = await this.transport.send(agent, { ...base, url: next, headers });
+      url = next;
     }
     return res;
   }
@@ -108,7 +299,8 @@ export class RegistryClient {
   /** Answers a 401 challenge: basic credentials, or a bearer token from the challenge's realm. */
   private async authorize(
     ref: ImageReference,
-    config: RegistryConfig | undefined,
+    route: Route,
+    source: CredentialSource | undefined,
     agent: Agent,
     url: URL,
     res: HttpResponse,
@@ -117,43 +309,53 @@ export class RegistryClient {
   ): Promise<string> {
     const challenge = parseChallenge(res.headers['www-authenticate']);
     if (challenge?.scheme === 'bearer')
-      return this.fetchToken(ref, config, agent, url, challenge, scope, signal);
-    const basic = this.basicAuthorization(config, url);
+      return this.fetchToken(ref, route, source, agent, url, challenge, scope, signal);
+    const basic = await this.basicAuthorization(route, source, url, ref, signal);
     if (challenge?.scheme === 'basic' && basic !== undefined) return basic;
     throw unauthorized(
       ref,
+      route,
       basic === undefined ? 'no credentials are configured for it' : 'the registry refused them',
     );
   }
 
-  private basicAuthorization(config: RegistryConfig | undefined, url: URL): string | undefined {
-    const creds = credentialsFor(config);
+  private async basicAuthorization(
+    route: Route,
+    source: CredentialSource | undefined,
+    url: URL,
+    ref: ImageReference,
+    signal: AbortSignal,
+  ): Promise<string | undefined> {
     // Never send credentials in clear text unless the registry is explicitly marked insecure.
-    if (creds === undefined || (url.protocol !== 'https:' && config?.insecure !== true)) return undefined;
-    return basicHeader(creds);
+    if (source === undefined || (url.protocol !== 'https:' && route.config?.insecure !== true))
+      return undefined;
+    const creds = await source.get(route.registry, ref.original, signal);
+    return creds === undefined ? undefined : basicHeader(creds);
   }
 
-  private cachedToken(host: string, scope: string): string | undefined {
-    const token = this.tokens.get(`${host} ${scope}`);
+  private cachedToken(key: string): string | undefined {
+    const token = this.tokens.get(key);
     return token !== undefined && token.expiresAtMs > Date.now() ? token.header : undefined;
   }
 
   // Token flow of the distribution spec ("Token Authentication Specification"): GET realm?service&scope.
   private async fetchToken(
     ref: ImageReference,
-    config: RegistryConfig | undefined,
+    route: Route,
+    source: CredentialSource | undefined,
     agent: Agent,
     url: URL,
     challenge: Challenge,
     scope: string,
     signal: AbortSignal,
   ): Promise<string> {
-    const realm = parseRealm(challenge, ref, config);
+    const realm = parseRealm(challenge, ref, route);
     if (challenge.params['service'] !== undefined)
       realm.searchParams.set('service', challenge.params['service']);
     realm.searchParams.set('scope', challenge.params['scope'] ?? scope);
-    const basic = this.basicAuthorization(config, realm);
-    const tokenAgent = realm.host === url.host ? agent : this.transport.agentFor(realm.host, config?.ca);
+    const basic = await this.basicAuthorization(route, source, realm, ref, signal);
+    const tokenAgent =
+      realm.host === url.host ? agent : this.transport.agentFor(realm.host, route.config?.ca);
     const res = await this.transport.send(tokenAgent, {
       method: 'GET',
       url: realm,
@@ -163,15 +365,38 @@ export class RegistryClient {
       headers: basic === undefined ? {} : { authorization: basic },
     });
     if (res.status === 401 || res.status === 403)
-      throw unauthorized(ref, `the token server ${realm.host} refused the credentials`);
-    expectOk(res, ref);
-    const header = parseToken(res.body, ref);
-    this.tokens.set(`${url.host} ${scope}`, header);
-    return header.header;
+      throw unauthorized(ref, route, `the token server ${realm.host} refused the credentials`);
+    expectOk(res, ref, 'token');
+    const token = parseToken(res.body, ref, route);
+    this.tokens.set(`${url.host} ${scope}`, token);
+    return token.header;
   }
 }
 
-function parseRealm(challenge: Challenge, ref: ImageReference, config: RegistryConfig | undefined): URL {
+function digestOf(body: Buffer, algorithm: 'sha256' | 'sha512'): string {
+  return `${algorithm}:${createHash(algorithm).update(body).digest('hex')}`;
+}
+
+/** Hashes `body` with the expected digest's algorithm (sha256 when none is expected) and compares. */
+function verifyDigest(
+  body: Buffer,
+  expected: string | undefined,
+  ref: ImageReference,
+  what: 'manifest' | 'blob',
+): string {
+  const algorithm = expected?.startsWith('sha512:') === true ? 'sha512' : 'sha256';
+  const found = digestOf(body, algorithm);
+  if (expected !== undefined && expected !== found) {
+    throw new ProvenantError(
+      'REGISTRY_DIGEST_MISMATCH',
+      `registry ${ref.registry} served a ${what} for ${ref.original} that does not match its digest: expected ${expected}, found ${found}`,
+      { image: ref.original },
+    );
+  }
+  return found;
+}
+
+function parseRealm(challenge: Challenge, ref: ImageReference, route: Route): URL {
   const realm = challenge.params['realm'];
   let url: URL | undefined;
   try {
@@ -181,18 +406,18 @@ function parseRealm(challenge: Challenge, ref: ImageReference, config: RegistryC
   }
   if (
     url === undefined ||
-    (url.protocol !== 'https:' && !(url.protocol === 'http:' && config?.insecure === true))
+    (url.protocol !== 'https:' && !(url.protocol === 'http:' && route.config?.insecure === true))
   ) {
     throw new ProvenantError(
       'REGISTRY_BAD_RESPONSE',
-      `registry ${ref.registry} asked for a token for ${ref.original} from an unusable realm: expected an https URL, found ${JSON.stringify(realm ?? null)}`,
+      `registry ${route.registry} asked for a token for ${ref.original} from an unusable realm: expected an https URL, found ${JSON.stringify(realm ?? null)}`,
       { image: ref.original },
     );
   }
   return url;
 }
 
-function parseToken(body: Buffer, ref: ImageReference): CachedToken {
+function parseToken(body: Buffer, ref: ImageReference, route: Route): CachedToken {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
@@ -204,7 +429,7 @@ function parseToken(body: Buffer, ref: ImageReference): CachedToken {
   if (typeof token !== 'string' || token === '') {
     throw new ProvenantError(
       'REGISTRY_BAD_RESPONSE',
-      `the token server for ${ref.registry} answered without a token for ${ref.original}: expected JSON with "token", found ${body.length} bytes without it`,
+      `the token server for ${route.registry} answered without a token for ${ref.original}: expected JSON with "token", found ${body.length} bytes without it`,
       { image: ref.original },
     );
   }
@@ -216,24 +441,38 @@ function parseToken(body: Buffer, ref: ImageReference): CachedToken {
   return { header: `Bearer ${token}`, expiresAtMs: Date.now() + Math.max(0, lifetimeS - 5) * 1000 };
 }
 
-function unauthorized(ref: ImageReference, why: string): ProvenantError {
+function unauthorized(ref: ImageReference, route: Route, why: string): ProvenantError {
+  const via = route.registry === ref.registry ? '' : ` (mirror of ${ref.registry})`;
   return new ProvenantError(
     'REGISTRY_UNAUTHORIZED',
-    `registry ${ref.registry} refused access to ${ref.original}: expected pull access to ${ref.repository}, found 401/403 (${why})`,
+    `registry ${route.registry}${via} refused access to ${ref.original}: expected pull access to ${route.repository}, found 401/403 (${why})`,
     { image: ref.original },
   );
 }
 
 /** Maps a non-200 registry answer to the right coded error; transient ones become system errors. */
-function expectOk(res: HttpResponse, ref: ImageReference): void {
+function expectOk(
+  res: HttpResponse,
+  ref: ImageReference,
+  what: 'manifest' | 'blob' | 'token' | 'referrers index',
+): void {
   if (res.status === 200) return;
   const at = `registry ${ref.registry} answered ${res.status} for ${ref.original}`;
   const image = ref.original;
-  if (res.status === 401 || res.status === 403) throw unauthorized(ref, 'the registry refused them');
+  if (res.status === 401 || res.status === 403) {
+    throw new ProvenantError(
+      'REGISTRY_UNAUTHORIZED',
+      `registry ${ref.registry} refused access to ${image}: expected pull access to ${ref.repository}, found ${res.status} (the registry refused the credentials)`,
+      { image },
+    );
+  }
+  if (res.status === 404 && what === 'blob') {
+    throw new ProvenantError('REGISTRY_BLOB_UNKNOWN', `${at}: expected a blob, found none`, { image });
+  }
   if (res.status === 404) {
     throw new ProvenantError(
       'REGISTRY_MANIFEST_UNKNOWN',
-      `${at}: expected a manifest, found none (unknown tag, digest or repository)`,
+      `${at}: expected a ${what}, found none (unknown tag, digest or repository)`,
       { image },
     );
   }
@@ -241,5 +480,5 @@ function expectOk(res: HttpResponse, ref: ImageReference): void {
     throw new ProvenantError('REGISTRY_RATE_LIMITED', `${at}: rate limited, retries exhausted`, { image });
   if (res.status >= 500)
     throw new ProvenantError('REGISTRY_SERVER_ERROR', `${at}: server error, retries exhausted`, { image });
-  throw new ProvenantError('REGISTRY_BAD_RESPONSE', `${at}: expected 200`, { image });
+  throw new ProvenantError('REGISTRY_BAD_RESPONSE', `${at}: expected 200 with a ${what}`, { image });
 }

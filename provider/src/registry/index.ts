@@ -1,4 +1,6 @@
-export { RegistryClient, type RegistryClientOptions } from './client.ts';
+export { RegistryClient, type RegistryClientOptions, type ReferrersOptions } from './client.ts';
 export { parseChallenge, type Challenge } from './challenge.ts';
-export { retryDelayMs } from './transport.ts';
+export { retryDelayMs, Transport, type HttpRequest, type HttpResponse } from './transport.ts';
+export { parseManifest, DIGEST_PATTERN, type Descriptor, type Manifest } from './manifest.ts';
+export { parseDockerConfig, registryKey, type BasicCredentials } from './credentials/index.ts';
 export * from './media-types.ts';

@@ -42,6 +42,18 @@ export const ERROR_CODES = {
     transient: false,
     summary: 'The registry answered something the OCI spec forbids.',
   },
+  REGISTRY_BLOB_UNKNOWN: {
+    transient: false,
+    summary: 'The registry has no blob for a digest a manifest names.',
+  },
+  REGISTRY_TOO_MANY_REDIRECTS: {
+    transient: false,
+    summary: 'The registry redirected in a loop or more than 5 times.',
+  },
+  REGISTRY_CREDENTIALS_UNAVAILABLE: {
+    transient: true,
+    summary: 'The configured credentials (Docker config, helper, Secret) could not be read.',
+  },
   // Configuration.
   CONFIG_INVALID: { transient: false, summary: 'The configuration file does not match the schema.' },
   CONFIG_UNREADABLE: {

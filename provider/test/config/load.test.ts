@@ -196,6 +196,7 @@ describe('defaults', () => {
       requestTimeoutMs: 2000,
       maxRetries: 2,
       maxManifestBytes: 4 * 1024 * 1024,
+      maxBlobBytes: 4 * 1024 * 1024,
     });
   });
 
