@@ -179,6 +179,28 @@ export async function craneDigest(ref: string, opts: CraneOptions = {}): Promise
   }
 }
 
+/**
+ * `crane copy`: the same manifest bytes into another registry (crane speaks basic and token auth).
+ * `ca` is a PEM file Go's TLS should trust (SSL_CERT_FILE), for registries with a test certificate.
+ */
+export async function craneCopy(
+  source: string,
+  destination: string,
+  opts: { auth?: BasicCredentials; ca?: string } = {},
+): Promise<void> {
+  const dockerConfig = opts.auth === undefined ? undefined : await dockerConfigDir(destination, opts.auth);
+  try {
+    const env = {
+      ...process.env,
+      ...(dockerConfig === undefined ? {} : { DOCKER_CONFIG: dockerConfig }),
+      ...(opts.ca === undefined ? {} : { SSL_CERT_FILE: opts.ca }),
+    };
+    await execFileAsync(toolPath('crane'), ['copy', '--insecure', source, destination], { env });
+  } finally {
+    if (dockerConfig !== undefined) await rm(dockerConfig, { recursive: true, force: true });
+  }
+}
+
 /** crane reads credentials only from a Docker config file; write a throwaway one for `ref`'s registry. */
 async function dockerConfigDir(ref: string, auth: BasicCredentials): Promise<string> {
   const dir = await makeTempDir('docker-config');

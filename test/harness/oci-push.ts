@@ -2,7 +2,8 @@
  * The push half of the OCI distribution API (distribution-spec v1.1, "Push"), just enough for tests to
  * put content into a real registry without an external tool: monolithic blob upload (POST then PUT
  * with `?digest=`) and manifest PUT. Credentials go out as HTTP basic auth on every request, which
- * distribution's htpasswd access controller accepts without a challenge round trip.
+ * distribution's htpasswd access controller accepts without a challenge round trip; a registry that
+ * answers with a Bearer challenge gets a pull,push token from its realm (the token auth flow).
  */
 import { createHash } from 'node:crypto';
 import { Agent, fetch, type Dispatcher, type Response } from 'undici';
@@ -94,12 +95,16 @@ async function send(
   const url = new URL(pathOrUrl, target.registryUrl);
   const dispatcher = target.ca === undefined ? undefined : new Agent({ connect: { ca: target.ca } });
   try {
-    const response = await fetch(url, {
-      method,
-      body: init.body,
-      headers: { ...init.headers, ...authorization(target.auth) },
-      dispatcher,
-    });
+    const attempt = (auth: Record<string, string>): Promise<Response> =>
+      fetch(url, { method, body: init.body, headers: { ...init.headers, ...auth }, dispatcher });
+    let response = await attempt(bearerTokens.get(tokenKey(target)) ?? authorization(target.auth));
+    const challenge = response.headers.get('www-authenticate') ?? '';
+    if (response.status === 401 && /^bearer /i.test(challenge)) {
+      await response.arrayBuffer();
+      const token = await fetchPushToken(target, challenge, dispatcher);
+      bearerTokens.set(tokenKey(target), token);
+      response = await attempt(token);
+    }
     const body = await response.text();
     if (response.status !== expectedStatus) {
       throw new RegistryHttpError(
@@ -111,6 +116,62 @@ async function send(
   } finally {
     await closeDispatcher(dispatcher);
   }
+}
+
+/** Push tokens per registry and repository, reused for the rest of a push. */
+const bearerTokens = new Map<string, Record<string, string>>();
+
+function tokenKey(target: PushTarget): string {
+  return `${target.registryUrl} ${target.repository} ${target.auth?.username ?? ''}`;
+}
+
+/** The distribution token flow: GET realm?service=…&scope=repository:<repo>:pull,push with basic auth. */
+async function fetchPushToken(
+  target: PushTarget,
+  challenge: string,
+  dispatcher: Dispatcher | undefined,
+): Promise<Record<string, string>> {
+  const param = (name: string): string | undefined =>
+    new RegExp(`${name}="([^"]*)"`, 'i').exec(challenge)?.[1];
+  const realm = new URL(param('realm') ?? '');
+  const service = param('service');
+  if (service !== undefined) realm.searchParams.set('service', service);
+  realm.searchParams.set('scope', `repository:${target.repository}:pull,push`);
+  const response = await fetch(realm, { headers: authorization(target.auth), dispatcher });
+  const body = (await response.json()) as { token?: string; access_token?: string };
+  const token = body.token ?? body.access_token;
+  if (response.status !== 200 || token === undefined)
+    throw new RegistryHttpError(response.status, `token server ${realm.host} refused a push token`);
+  return { authorization: `Bearer ${token}` };
+}
+
+/**
+ * Copies `tag` of an image (a single manifest, its config and layers) from a plain-HTTP registry into
+ * `target`, byte for byte, so both registries serve the same digest.
+ */
+export async function copyImage(
+  sourceUrl: string,
+  repository: string,
+  tag: string,
+  target: PushTarget,
+): Promise<string> {
+  const get = async (path: string, accept?: string): Promise<Buffer> => {
+    const res = await fetch(new URL(path, sourceUrl), { headers: accept === undefined ? {} : { accept } });
+    if (res.status !== 200)
+      throw new RegistryHttpError(res.status, `GET ${path} from ${sourceUrl} answered ${res.status}`);
+    return Buffer.from(await res.arrayBuffer());
+  };
+  const accept =
+    'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json';
+  const manifest = await get(`/v2/${repository}/manifests/${tag}`, accept);
+  const parsed = JSON.parse(manifest.toString('utf8')) as {
+    mediaType: string;
+    config: { digest: string };
+    layers: { digest: string }[];
+  };
+  for (const d of [parsed.config, ...parsed.layers])
+    await pushBlob(target, await get(`/v2/${repository}/blobs/${d.digest}`));
+  return pushManifest(target, tag, manifest, parsed.mediaType);
 }
 
 async function closeDispatcher(dispatcher: Dispatcher | undefined): Promise<void> {

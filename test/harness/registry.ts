@@ -36,6 +36,17 @@ export interface DistributionRegistryOptions {
   htpasswd?: BasicCredentials;
   /** Serve HTTPS with this certificate chain and key, both PEM text (not file paths). */
   tls?: { cert: string; key: string };
+  /** Bearer-token auth (distribution's `auth.token`): tokens from this token server are accepted. */
+  token?: TokenAuth;
+}
+
+/** What a registry needs to trust a token server (see test/harness/token-server.ts). */
+export interface TokenAuth {
+  realm: string;
+  service: string;
+  issuer: string;
+  /** PEM certificate of the token signing key. */
+  rootCertBundle: string;
 }
 
 export async function startDistributionRegistry(
@@ -89,7 +100,12 @@ async function distributionConfig(dir: string, port: number, opts: DistributionR
     // No notification endpoints: the registry sends no events anywhere.
     notifications: { endpoints: [] },
   };
-  if (opts.htpasswd !== undefined) {
+  if (opts.token !== undefined) {
+    const bundle = path.join(dir, 'token-issuer.crt');
+    await writeFile(bundle, opts.token.rootCertBundle);
+    const { realm, service, issuer } = opts.token;
+    config['auth'] = { token: { realm, service, issuer, rootcertbundle: bundle } };
+  } else if (opts.htpasswd !== undefined) {
     const htpasswdPath = path.join(dir, 'htpasswd');
     await writeFile(htpasswdPath, await bcryptHtpasswdLine(opts.htpasswd));
     config['auth'] = { htpasswd: { realm: 'provenant-test', path: htpasswdPath } };
@@ -98,7 +114,7 @@ async function distributionConfig(dir: string, port: number, opts: DistributionR
 }
 
 /** distribution only reads bcrypt entries, hence `-B`; `-n` prints the line instead of editing a file. */
-async function bcryptHtpasswdLine({ username, password }: BasicCredentials): Promise<string> {
+export async function bcryptHtpasswdLine({ username, password }: BasicCredentials): Promise<string> {
   const { stdout } = await execFileAsync(toolPath('htpasswd'), ['-Bbn', username, password]);
   return stdout;
 }

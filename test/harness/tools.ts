@@ -27,7 +27,8 @@ export type ToolName =
   | 'notary-signer'
   | 'notary'
   | 'redis-server'
-  | 'htpasswd';
+  | 'htpasswd'
+  | 'token-server';
 
 /**
  * Absolute path of an installed tool. The cache comes first so a pinned Go build wins over whatever

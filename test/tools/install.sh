@@ -10,7 +10,7 @@ TOOLS_DIR="${PROVENANT_TOOLS_DIR:-$HOME/.cache/provenant/tools}"
 BIN_DIR="$TOOLS_DIR/bin"
 mkdir -p "$BIN_DIR"
 
-# package to build | version of its module | binary name | extra env
+# package to build | version of its module | binary name | extra env | extra modules (go.mod gaps)
 GO_TOOLS=(
   "github.com/google/go-containerregistry/cmd/crane|v0.21.8|crane|"
   "github.com/open-policy-agent/opa|v1.22.2|opa|"
@@ -19,6 +19,9 @@ GO_TOOLS=(
   # zot's module host (zotregistry.dev) is not on this machine's Go proxy allowlist;
   # olareg is a real OCI registry that implements the distribution-spec v1.1 referrers API.
   "github.com/olareg/olareg/cmd/olareg|v0.1.2|olareg|"
+  # distribution's own token server (contrib/token-server): the real bearer-token flow for registry
+  # auth tests. distribution 2.8 predates go.mod, so its imports are pinned here.
+  "github.com/docker/distribution/contrib/token-server|v2.8.3+incompatible|token-server||github.com/gorilla/mux@v1.8.1 github.com/sirupsen/logrus@v1.9.3 golang.org/x/crypto@v0.31.0 github.com/docker/libtrust@v0.0.0-20160708172513-aabc10ec26b7"
 )
 
 DEBIAN_PACKAGES=(docker-registry notary redis-server apache2-utils)
@@ -46,7 +49,7 @@ install_debian() {
 # module@version` needs only the version itself. Later tools (kube-apiserver, kyverno) need such a
 # module anyway, for their `replace` lines.
 install_go_tool() {
-  local package="$1" version="$2" name="$3" envs="$4"
+  local package="$1" version="$2" name="$3" envs="$4" extra="${5:-}"
   local keyed="$TOOLS_DIR/go/$name/$version"
   if [ ! -x "$keyed/$name" ]; then
     log "building $name $version ($package)"
@@ -56,6 +59,8 @@ install_go_tool() {
       cd "$src"
       go mod init provenant-tools/"$name" >/dev/null 2>&1
       go get "$package@$version" >/dev/null 2>&1
+      # shellcheck disable=SC2086
+      [ -z "$extra" ] || go get $extra >/dev/null 2>&1
       # shellcheck disable=SC2086
       env CGO_ENABLED=0 $envs go build -trimpath -o "$keyed/$name.tmp" "$package"
     )
@@ -70,9 +75,9 @@ main() {
   install_debian
   local only="${1:-}"
   for entry in "${GO_TOOLS[@]}"; do
-    IFS='|' read -r package version name envs <<<"$entry"
+    IFS='|' read -r package version name envs extra <<<"$entry"
     if [ -n "$only" ] && [ "$only" != "$name" ]; then continue; fi
-    install_go_tool "$package" "$version" "$name" "$envs"
+    install_go_tool "$package" "$version" "$name" "$envs" "$extra"
   done
   log "tools ready in $BIN_DIR"
 }
