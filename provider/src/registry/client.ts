@@ -276,17 +276,16 @@ export class RegistryClient {
       }
       seen.add(next.href);
       const target = this.hosts.lookup(next.host);
-      if (
-        next.protocol !== 'https:' &&
-        !(next.protocol === 'http:' && (target ?? route.config)?.insecure === true)
-      ) {
+      const sameOrigin = next.origin === origin.origin;
+      // Plain HTTP only to an origin that is itself marked insecure: never a downgrade by redirect.
+      const plainAllowed = (sameOrigin ? route.config : target)?.insecure === true;
+      if (next.protocol !== 'https:' && !(next.protocol === 'http:' && plainAllowed)) {
         throw new ProvenantError(
           'REGISTRY_BAD_RESPONSE',
           `registry ${route.registry} redirected a request for ${ref.original} to plain HTTP: expected https, found ${next.protocol}//${next.host}`,
           { image: ref.original },
         );
       }
-      const sameOrigin = next.origin === origin.origin;
       const agent = this.transport.agentFor(next.host, (sameOrigin ? route.config : target)?.ca);
       const headers = { ...base.headers };
       if (!sameOrigin) delete headers['authorization'];
