@@ -11,6 +11,8 @@ const START_TIMEOUT_MS = 30_000;
 
 export interface RunningProvenant {
   readonly url: string;
+  /** The process id (of `node` when started as `node bin/provenant.mjs …`). */
+  readonly pid: number;
   /** Everything the process printed so far (stdout and stderr). */
   output(): string;
   stop(): Promise<number | null>;
@@ -24,7 +26,7 @@ export async function startProvenant(command: string[]): Promise<RunningProvenan
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
   const url = await waitForUrl(child, () => output);
-  return { url, output: () => output, stop: () => stop(child) };
+  return { url, pid: child.pid ?? -1, output: () => output, stop: () => stop(child) };
 }
 
 function waitForUrl(child: ChildProcess, output: () => string): Promise<string> {
