@@ -58,6 +58,15 @@ describe('registry client against lying registries', () => {
   }
 
   const deadline = (): AbortSignal => AbortSignal.timeout(10_000);
+  /** Asks `server` for the test blob, expecting a coded failure. */
+  const blobFailure = (server: HostileServer): ReturnType<typeof failureOf> =>
+    failureOf(() =>
+      client([server.registry]).fetchBlob(
+        parseReference(`${server.host}/team/app:v1`),
+        { digest: blobDigest },
+        deadline(),
+      ),
+    );
   const blob = Buffer.from('{"critical":{"type":"cosign container image signature"}}');
   const blobDigest = sha256Digest(blob);
 
@@ -66,13 +75,7 @@ describe('registry client against lying registries', () => {
       res.writeHead(307, { location: req.url?.endsWith('/a') === true ? '/b' : '/a' });
       res.end();
     });
-    const { error, elapsedMs } = await failureOf(() =>
-      client([server.registry]).fetchBlob(
-        parseReference(`${server.host}/team/app:v1`),
-        { digest: blobDigest },
-        deadline(),
-      ),
-    );
+    const { error, elapsedMs } = await blobFailure(server);
     expect(error.code).toBe('REGISTRY_TOO_MANY_REDIRECTS');
     expect(error.message).toContain('in a loop');
     expect(error.message).toContain(`${server.host}/team/app:v1`);
@@ -85,13 +88,7 @@ describe('registry client against lying registries', () => {
       res.writeHead(302, { location: `/hop/${i + 1}` });
       res.end();
     });
-    const { error } = await failureOf(() =>
-      client([server.registry]).fetchBlob(
-        parseReference(`${server.host}/team/app:v1`),
-        { digest: blobDigest },
-        deadline(),
-      ),
-    );
+    const { error } = await blobFailure(server);
     expect(error.code).toBe('REGISTRY_TOO_MANY_REDIRECTS');
     expect(error.message).toContain('expected at most 5 redirects, found 6');
     expect(server.requests).toHaveLength(6);
@@ -123,18 +120,12 @@ describe('registry client against lying registries', () => {
     expect(storage.requests[0]?.headers.authorization).toBeUndefined();
   });
 
-  it('refuses a redirect from an https registry to plain HTTP', async () => {
+  it('refuses a redirect to plain HTTP on a host not marked insecure', async () => {
     const server = await hostile((_req, res) => {
       res.writeHead(307, { location: 'http://198.51.100.7/blob' });
       res.end();
     });
-    const { error } = await failureOf(() =>
-      client([server.registry]).fetchBlob(
-        parseReference(`${server.host}/team/app:v1`),
-        { digest: blobDigest },
-        deadline(),
-      ),
-    );
+    const { error } = await blobFailure(server);
     expect(error.code).toBe('REGISTRY_BAD_RESPONSE');
     expect(error.message).toContain('expected https, found http://198.51.100.7');
   });
@@ -144,13 +135,7 @@ describe('registry client against lying registries', () => {
       res.writeHead(200);
       res.end(Buffer.from('{"critical":{"type":"something else"}}'));
     });
-    const { error } = await failureOf(() =>
-      client([server.registry]).fetchBlob(
-        parseReference(`${server.host}/team/app:v1`),
-        { digest: blobDigest },
-        deadline(),
-      ),
-    );
+    const { error } = await blobFailure(server);
     expect(error.code).toBe('REGISTRY_DIGEST_MISMATCH');
     expect(error.message).toContain(`a blob for ${server.host}/team/app:v1`);
     expect(error.message).toContain(`expected ${blobDigest}`);
@@ -190,13 +175,7 @@ describe('registry client against lying registries', () => {
       res.writeHead(404);
       res.end('{"errors":[{"code":"BLOB_UNKNOWN"}]}');
     });
-    const { error } = await failureOf(() =>
-      client([server.registry]).fetchBlob(
-        parseReference(`${server.host}/team/app:v1`),
-        { digest: blobDigest },
-        deadline(),
-      ),
-    );
+    const { error } = await blobFailure(server);
     expect(error.code).toBe('REGISTRY_BLOB_UNKNOWN');
     expect(error.transient).toBe(false);
   });

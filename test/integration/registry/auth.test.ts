@@ -7,31 +7,15 @@ import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegistryConfig } from '../../../provider/src/config/index.ts';
 import { parseReference } from '../../../provider/src/reference/index.ts';
-import { RegistryClient } from '../../../provider/src/registry/index.ts';
-import { ProvenantError } from '../../../provider/src/types/errors.ts';
 import { craneCopy, craneDigest, pushRandomImage, type PushedManifest } from '../../harness/images.ts';
 import { copyImage } from '../../harness/oci-push.ts';
 import { issueCert, makeCa, type CertFiles } from '../../harness/pki.ts';
+import { codedFailure, testRegistryClient, testSignal } from '../../harness/registry-client.ts';
 import { makeTempDir } from '../../harness/process.ts';
 import { startDistributionRegistry, type RegistryServer } from '../../harness/registry.ts';
 import { startTokenServer, type TokenServer } from '../../harness/token-server.ts';
 
 const alice = { username: 'alice', password: 'correct horse battery' };
-
-function client(registries: RegistryConfig[]): RegistryClient {
-  return new RegistryClient({ registries, requestTimeoutMs: 3000, maxRetries: 1, maxManifestBytes: 4 << 20 });
-}
-
-async function failure(p: Promise<unknown>): Promise<ProvenantError> {
-  const error = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ProvenantError);
-  return error as ProvenantError;
-}
-
-const signal = (): AbortSignal => AbortSignal.timeout(8000);
 
 describe('registry authentication against real servers', () => {
   let dir: string;
@@ -81,10 +65,10 @@ describe('registry authentication against real servers', () => {
   it.each(['anonymous', 'basic', 'token'])(
     '%s access resolves the digest the registry reports',
     async (kind) => {
-      const c = client(configs()[kind] ?? []);
+      const c = testRegistryClient(configs()[kind] ?? []);
       const ref = parseReference(`${hostOf(kind)}/alice/app:v1`);
       try {
-        const digest = await c.resolveDigest(ref, signal());
+        const digest = await c.resolveDigest(ref, testSignal());
         expect(digest).toBe(pushed.digest);
         // crane cannot follow a loopback token realm; the push itself checked the registry's digest.
         if (kind !== 'token')
@@ -92,10 +76,10 @@ describe('registry authentication against real servers', () => {
             digest,
           );
         // Manifests by digest and blobs go through the same auth (a cached token for the scope).
-        const manifest = await c.fetchManifest(ref, digest, signal());
+        const manifest = await c.fetchManifest(ref, digest, testSignal());
         const config = manifest.config;
         expect(config).toBeDefined();
-        const blob = await c.fetchBlob(ref, config!, signal());
+        const blob = await c.fetchBlob(ref, config!, testSignal());
         expect(blob.length).toBe(config!.size);
       } finally {
         await c.close();
@@ -104,11 +88,11 @@ describe('registry authentication against real servers', () => {
   );
 
   it('reports a wrong password to the token server as REGISTRY_UNAUTHORIZED naming the registry', async () => {
-    const c = client([
+    const c = testRegistryClient([
       { host: tokenRegistry.host, insecure: false, ca: ca.cert, auth: { ...alice, password: 'wrong' } },
     ]);
-    const error = await failure(
-      c.resolveDigest(parseReference(`${tokenRegistry.host}/alice/app:v1`), signal()),
+    const error = await codedFailure(
+      c.resolveDigest(parseReference(`${tokenRegistry.host}/alice/app:v1`), testSignal()),
     );
     await c.close();
     expect(error.code).toBe('REGISTRY_UNAUTHORIZED');
@@ -119,9 +103,9 @@ describe('registry authentication against real servers', () => {
 
   it('reports a token without pull access to the repository as REGISTRY_UNAUTHORIZED', async () => {
     // The token server grants alice only alice/*; for bob/app it issues a token with no access.
-    const c = client(configs()['token'] ?? []);
-    const error = await failure(
-      c.resolveDigest(parseReference(`${tokenRegistry.host}/bob/app:v1`), signal()),
+    const c = testRegistryClient(configs()['token'] ?? []);
+    const error = await codedFailure(
+      c.resolveDigest(parseReference(`${tokenRegistry.host}/bob/app:v1`), testSignal()),
     );
     await c.close();
     expect(error.code).toBe('REGISTRY_UNAUTHORIZED');
@@ -129,10 +113,12 @@ describe('registry authentication against real servers', () => {
   });
 
   it('reports a wrong basic password as REGISTRY_UNAUTHORIZED naming the registry', async () => {
-    const c = client([
+    const c = testRegistryClient([
       { host: basic.host, insecure: false, ca: ca.cert, auth: { ...alice, password: 'nope' } },
     ]);
-    const error = await failure(c.resolveDigest(parseReference(`${basic.host}/alice/app:v1`), signal()));
+    const error = await codedFailure(
+      c.resolveDigest(parseReference(`${basic.host}/alice/app:v1`), testSignal()),
+    );
     await c.close();
     expect(error.code).toBe('REGISTRY_UNAUTHORIZED');
     expect(error.message).toContain(`registry ${basic.host} refused access to ${basic.host}/alice/app:v1`);
@@ -143,8 +129,10 @@ describe('registry authentication against real servers', () => {
     const { mkdir } = await import('node:fs/promises');
     await mkdir(otherDir);
     const otherCa = await makeCa(otherDir, 'other-ca');
-    const c = client([{ host: basic.host, insecure: false, ca: otherCa.cert, auth: alice }]);
-    const error = await failure(c.resolveDigest(parseReference(`${basic.host}/alice/app:v1`), signal()));
+    const c = testRegistryClient([{ host: basic.host, insecure: false, ca: otherCa.cert, auth: alice }]);
+    const error = await codedFailure(
+      c.resolveDigest(parseReference(`${basic.host}/alice/app:v1`), testSignal()),
+    );
     await c.close();
     expect(error.code).toBe('REGISTRY_UNREACHABLE');
     expect(error.message).toMatch(/certificate|CERT|SIGNATURE/);

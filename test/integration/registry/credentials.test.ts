@@ -5,31 +5,14 @@
 import { chmod, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RegistryConfig } from '../../../provider/src/config/index.ts';
 import { parseReference } from '../../../provider/src/reference/index.ts';
-import { RegistryClient } from '../../../provider/src/registry/index.ts';
-import { ProvenantError } from '../../../provider/src/types/errors.ts';
 import { pushRandomImage, type PushedManifest } from '../../harness/images.ts';
 import { basicToken } from '../../harness/oci-push.ts';
+import { codedFailure, testRegistryClient, testSignal } from '../../harness/registry-client.ts';
 import { makeTempDir } from '../../harness/process.ts';
 import { startDistributionRegistry, type RegistryServer } from '../../harness/registry.ts';
 
 const puller = { username: 'puller', password: 'rotate me' };
-
-function client(registries: RegistryConfig[]): RegistryClient {
-  return new RegistryClient({ registries, requestTimeoutMs: 3000, maxRetries: 0, maxManifestBytes: 4 << 20 });
-}
-
-async function failure(p: Promise<unknown>): Promise<ProvenantError> {
-  const error = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ProvenantError);
-  return error as ProvenantError;
-}
-
-const signal = (): AbortSignal => AbortSignal.timeout(8000);
 
 describe('registry credentials from Docker config files and helpers', () => {
   let dir: string;
@@ -54,14 +37,14 @@ describe('registry credentials from Docker config files and helpers', () => {
     const file = path.join(dir, 'rotating.json');
     const key = `http://${registry.host}`;
     await writeConfig(file, { auths: { [key]: { auth: basicToken({ ...puller, password: 'stale' }) } } });
-    const c = client([{ host: registry.host, insecure: true, auth: { dockerConfig: file } }]);
+    const c = testRegistryClient([{ host: registry.host, insecure: true, auth: { dockerConfig: file } }]);
     const ref = parseReference(`${registry.host}/team/app:v1`);
     try {
-      const stale = await failure(c.resolveDigest(ref, signal()));
+      const stale = await codedFailure(c.resolveDigest(ref, testSignal()));
       expect(stale.code).toBe('REGISTRY_UNAUTHORIZED');
       // Rotated on disk (a Secret volume update, a refresh job): the same client picks it up.
       await writeConfig(file, { auths: { [key]: { username: puller.username, password: puller.password } } });
-      expect(await c.resolveDigest(ref, signal())).toBe(pushed.digest);
+      expect(await c.resolveDigest(ref, testSignal())).toBe(pushed.digest);
     } finally {
       await c.close();
     }
@@ -82,9 +65,9 @@ describe('registry credentials from Docker config files and helpers', () => {
     await writeConfig(file, { credHelpers: { [registry.host]: 'provenant-test' } });
     const savedPath = process.env['PATH'];
     process.env['PATH'] = `${bin}:${savedPath ?? ''}`;
-    const c = client([{ host: registry.host, insecure: true, auth: { dockerConfig: file } }]);
+    const c = testRegistryClient([{ host: registry.host, insecure: true, auth: { dockerConfig: file } }]);
     try {
-      expect(await c.resolveDigest(parseReference(`${registry.host}/team/app:v1`), signal())).toBe(
+      expect(await c.resolveDigest(parseReference(`${registry.host}/team/app:v1`), testSignal())).toBe(
         pushed.digest,
       );
       const { readFile } = await import('node:fs/promises');
@@ -98,8 +81,10 @@ describe('registry credentials from Docker config files and helpers', () => {
   it('reports a missing helper as REGISTRY_CREDENTIALS_UNAVAILABLE, a transient failure', async () => {
     const file = path.join(dir, 'missing-helper.json');
     await writeConfig(file, { credsStore: 'does-not-exist' });
-    const c = client([{ host: registry.host, insecure: true, auth: { dockerConfig: file } }]);
-    const error = await failure(c.resolveDigest(parseReference(`${registry.host}/team/app:v1`), signal()));
+    const c = testRegistryClient([{ host: registry.host, insecure: true, auth: { dockerConfig: file } }]);
+    const error = await codedFailure(
+      c.resolveDigest(parseReference(`${registry.host}/team/app:v1`), testSignal()),
+    );
     await c.close();
     expect(error.code).toBe('REGISTRY_CREDENTIALS_UNAVAILABLE');
     expect(error.transient).toBe(true);
@@ -110,8 +95,10 @@ describe('registry credentials from Docker config files and helpers', () => {
   it('reports an unreadable config file as REGISTRY_CREDENTIALS_UNAVAILABLE without echoing its content', async () => {
     const file = path.join(dir, 'broken.json');
     await writeFile(file, '{"auths": {"x": {"auth": "c2VjcmV0LXBhc3N3b3Jk"}');
-    const c = client([{ host: registry.host, insecure: true, auth: { dockerConfig: file } }]);
-    const error = await failure(c.resolveDigest(parseReference(`${registry.host}/team/app:v1`), signal()));
+    const c = testRegistryClient([{ host: registry.host, insecure: true, auth: { dockerConfig: file } }]);
+    const error = await codedFailure(
+      c.resolveDigest(parseReference(`${registry.host}/team/app:v1`), testSignal()),
+    );
     await c.close();
     expect(error.code).toBe('REGISTRY_CREDENTIALS_UNAVAILABLE');
     expect(error.message).toContain(file);

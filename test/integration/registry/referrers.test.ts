@@ -3,10 +3,10 @@
  * referrers tag schema (`sha256-<hex>`) on distribution 2.8, which has no such API. Plus mirrors.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RegistryConfig } from '../../../provider/src/config/index.ts';
 import { parseReference } from '../../../provider/src/reference/index.ts';
-import { OCI_INDEX, OCI_MANIFEST, RegistryClient } from '../../../provider/src/registry/index.ts';
+import { OCI_INDEX, OCI_MANIFEST } from '../../../provider/src/registry/index.ts';
 import { pushRandomImage, type PushedManifest } from '../../harness/images.ts';
+import { testRegistryClient, testSignal } from '../../harness/registry-client.ts';
 import { pushBlob, pushManifest, sha256Digest, type PushTarget } from '../../harness/oci-push.ts';
 import {
   startDistributionRegistry,
@@ -17,18 +17,6 @@ import {
 const SIGNATURE_TYPE = 'application/vnd.example.signature.v1+json';
 const SBOM_TYPE = 'application/vnd.example.sbom.v1+json';
 const EMPTY_CONFIG = 'application/vnd.oci.empty.v1+json';
-
-function client(registries: RegistryConfig[]): RegistryClient {
-  return new RegistryClient({
-    registries,
-    requestTimeoutMs: 3000,
-    maxRetries: 0,
-    maxManifestBytes: 4 << 20,
-    maxBlobBytes: 1 << 20,
-  });
-}
-
-const signal = (): AbortSignal => AbortSignal.timeout(8000);
 
 interface Artifact {
   digest: string;
@@ -90,22 +78,22 @@ describe('referrers, both ways', () => {
     const image = await pushRandomImage(withApi.url, 'team/app', 'v1');
     const sig = await pushArtifact(target, image, SIGNATURE_TYPE);
     const sbom = await pushArtifact(target, image, SBOM_TYPE);
-    const c = client([{ host: withApi.host, insecure: true }]);
+    const c = testRegistryClient([{ host: withApi.host, insecure: true }]);
     const ref = parseReference(image.reference);
     try {
-      const all = await c.listReferrers(ref, image.digest, signal());
+      const all = await c.listReferrers(ref, image.digest, testSignal());
       expect(all.map((d) => d.digest).sort()).toEqual([sig.digest, sbom.digest].sort());
-      const sigs = await c.listReferrers(ref, image.digest, signal(), { artifactType: SIGNATURE_TYPE });
+      const sigs = await c.listReferrers(ref, image.digest, testSignal(), { artifactType: SIGNATURE_TYPE });
       expect(sigs.map((d) => d.digest)).toEqual([sig.digest]);
       expect(sigs[0]?.artifactType).toBe(SIGNATURE_TYPE);
       // No fallback tag exists here, so these came from the API.
-      expect(await c.findManifest(ref, image.digest.replace(':', '-'), signal())).toBeUndefined();
+      expect(await c.findManifest(ref, image.digest.replace(':', '-'), testSignal())).toBeUndefined();
       // And the artifact's content is reachable and digest-checked.
-      const manifest = await c.fetchManifest(ref, sig.digest, signal());
+      const manifest = await c.fetchManifest(ref, sig.digest, testSignal());
       expect(manifest.subject?.digest).toBe(image.digest);
       const layer = manifest.layers[0];
       expect(layer).toBeDefined();
-      expect(await c.fetchBlob(ref, layer!, signal())).toEqual(sig.payload);
+      expect(await c.fetchBlob(ref, layer!, testSignal())).toEqual(sig.payload);
     } finally {
       await c.close();
     }
@@ -113,9 +101,9 @@ describe('referrers, both ways', () => {
 
   it('answers an empty list for an image nobody refers to (olareg says "manifests": null)', async () => {
     const image = await pushRandomImage(withApi.url, 'team/lonely', 'v1');
-    const c = client([{ host: withApi.host, insecure: true }]);
+    const c = testRegistryClient([{ host: withApi.host, insecure: true }]);
     try {
-      expect(await c.listReferrers(parseReference(image.reference), image.digest, signal())).toEqual([]);
+      expect(await c.listReferrers(parseReference(image.reference), image.digest, testSignal())).toEqual([]);
     } finally {
       await c.close();
     }
@@ -126,15 +114,15 @@ describe('referrers, both ways', () => {
     const image = await pushRandomImage(withoutApi.url, 'team/app', 'v1');
     const sig = await pushArtifact(target, image, SIGNATURE_TYPE);
     const sbom = await pushArtifact(target, image, SBOM_TYPE);
-    const c = client([{ host: withoutApi.host, insecure: true }]);
+    const c = testRegistryClient([{ host: withoutApi.host, insecure: true }]);
     const ref = parseReference(image.reference);
     try {
       // Before any client maintained the tag: nothing, and no error.
-      expect(await c.listReferrers(ref, image.digest, signal())).toEqual([]);
+      expect(await c.listReferrers(ref, image.digest, testSignal())).toEqual([]);
       await pushFallbackIndex(target, image.digest, [sig, sbom]);
-      const sigs = await c.listReferrers(ref, image.digest, signal(), { artifactType: SIGNATURE_TYPE });
+      const sigs = await c.listReferrers(ref, image.digest, testSignal(), { artifactType: SIGNATURE_TYPE });
       expect(sigs.map((d) => d.digest)).toEqual([sig.digest]);
-      const all = await c.listReferrers(ref, image.digest, signal());
+      const all = await c.listReferrers(ref, image.digest, testSignal());
       expect(all).toHaveLength(2);
     } finally {
       await c.close();
@@ -143,15 +131,15 @@ describe('referrers, both ways', () => {
 
   it('verifies docker.io/x against its mirror (mirror.local/prefix/x), keeping the name asked for', async () => {
     const image = await pushRandomImage(withoutApi.url, 'dockerhub/library/nginx', '1.27');
-    const c = client([
+    const c = testRegistryClient([
       { host: 'docker.io', insecure: false, mirror: `${withoutApi.host}/dockerhub` },
       { host: withoutApi.host, insecure: true },
     ]);
     try {
       const ref = parseReference('nginx:1.27');
       expect(ref.registry).toBe('docker.io');
-      expect(await c.resolveDigest(ref, signal())).toBe(image.digest);
-      const manifest = await c.fetchManifest(ref, image.digest, signal());
+      expect(await c.resolveDigest(ref, testSignal())).toBe(image.digest);
+      const manifest = await c.fetchManifest(ref, image.digest, testSignal());
       expect(manifest.digest).toBe(image.digest);
     } finally {
       await c.close();
