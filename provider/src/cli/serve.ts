@@ -10,7 +10,7 @@ export async function serve(args: Parsed, signal: AbortSignal): Promise<number> 
   const { config, source } = loadConfig(args.config);
   const logger = createLogger(config.log.level);
   const metrics = new Metrics();
-  const runtime = new Runtime(config, source, metrics);
+  const runtime = new Runtime(config, source, { metrics, warn: (message) => logger.warn(message) });
   const server = await startServer({
     runtime,
     metrics,

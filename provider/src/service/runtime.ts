@@ -1,26 +1,47 @@
 /**
  * What a running provider holds: the current config and the Verifier built from it. A reload swaps
- * both at once; requests already in flight finish on the generation they started with.
+ * both at once; requests already in flight finish on the config they started with.
  */
+import { createHash } from 'node:crypto';
 import type { Config } from '../config/index.ts';
-import { MemoryCache } from '../cache/index.ts';
+import { MemoryCache, RedisCache, TieredCache, type Cache } from '../cache/index.ts';
 import type { Metrics } from '../observability/index.ts';
 import { RegistryClient } from '../registry/index.ts';
 import { Verifier, type CachedOutcome } from './verifier.ts';
 
+export interface RuntimeOptions {
+  readonly metrics?: Metrics | undefined;
+  /** Told about degraded dependencies (an unreachable Redis); never given secrets. */
+  readonly warn?: ((message: string) => void) | undefined;
+}
+
 export class Runtime {
   private current: { config: Config; verifier: Verifier; registry: RegistryClient };
-  private generation = 0;
   /** Set once shutdown starts: /readyz fails so load balancers stop sending requests. */
   closing = false;
-  private readonly cache: MemoryCache<CachedOutcome>;
+  private readonly memory: MemoryCache<CachedOutcome>;
+  private readonly redis: RedisCache<CachedOutcome> | undefined;
+  private readonly cache: Cache<CachedOutcome>;
+  private readonly metrics: Metrics | undefined;
 
   constructor(
     config: Config,
     private source: string,
-    private readonly metrics?: Metrics,
+    options: RuntimeOptions | Metrics = {},
   ) {
-    this.cache = new MemoryCache<CachedOutcome>(config.cache.maxEntries);
+    const opts: RuntimeOptions = 'verifications' in options ? { metrics: options } : options;
+    this.metrics = opts.metrics;
+    this.memory = new MemoryCache<CachedOutcome>(config.cache.maxEntries);
+    // The cache section applies at start, like server and log: the Redis connection is not re-made.
+    this.redis =
+      config.cache.redis === undefined
+        ? undefined
+        : new RedisCache<CachedOutcome>({
+            url: config.cache.redis,
+            prefix: 'provenant:v1:',
+            onError: opts.warn,
+          });
+    this.cache = this.redis === undefined ? this.memory : new TieredCache(this.memory, this.redis);
     this.current = this.build(config);
   }
 
@@ -47,17 +68,27 @@ export class Runtime {
   async close(): Promise<void> {
     this.closing = true;
     await this.current.registry.close();
-    this.cache.close();
+    this.memory.close();
+    await this.redis?.close();
   }
 
   private build(config: Config): { config: Config; verifier: Verifier; registry: RegistryClient } {
     const registry = new RegistryClient({ registries: config.registries, ...config.network });
-    // A new generation keys the cache afresh: verdicts of the old policy are never served.
     const verifier = new Verifier(
       config,
       { registry, cache: this.cache, metrics: this.metrics },
-      this.generation++,
+      policyFingerprint(config),
     );
     return { config, verifier, registry };
   }
+}
+
+/**
+ * Cache entries are keyed by what decides a verdict (validators, policy, registries): a reload that
+ * changes any of it never serves the old policy's verdicts, and replicas sharing Redis with the same
+ * config share entries.
+ */
+export function policyFingerprint(config: Config): string {
+  const decisive = JSON.stringify([config.validators, config.policy, config.registries]);
+  return createHash('sha256').update(decisive).digest('hex').slice(0, 16);
 }

@@ -53,8 +53,8 @@ export class Verifier {
   constructor(
     private readonly config: Config,
     private readonly deps: VerifierDeps,
-    /** Distinguishes cache entries of different config generations. */
-    private readonly generation = 0,
+    /** Distinguishes cache entries of different policies (a fingerprint of the config). */
+    private readonly cacheNamespace = '0',
   ) {
     this.rules = compileRules(config.policy);
     this.validators = new Map(config.validators.map((v) => [v.name, createValidator(v, deps)]));
@@ -67,7 +67,7 @@ export class Verifier {
     } catch (err) {
       return { ok: false, error: toProvenantError(err, key) };
     }
-    const cacheKey = `${this.generation}|${ref.normalized}`;
+    const cacheKey = `${this.cacheNamespace}|${ref.normalized}`;
     const cached = await this.deps.cache.get(cacheKey);
     const result = cached ?? (await this.inflight.run(cacheKey, () => this.decide(ref, cacheKey)));
     return this.toOutcome(result, ref, cached !== undefined);

@@ -44,8 +44,8 @@ function verifierFor(config: Config): Harness {
   const registry = new RegistryClient({ registries: config.registries, ...config.network });
   const cache = new MemoryCache<CachedOutcome>(config.cache.maxEntries);
   const metrics = new Metrics(false);
-  // Generation 0: cache keys are `0|<normalised reference>`.
-  const verifier = new Verifier(config, { registry, cache, metrics }, 0);
+  // Namespace 'test': cache keys are `test|<normalised reference>`.
+  const verifier = new Verifier(config, { registry, cache, metrics }, 'test');
   return {
     verifier,
     cache,
@@ -98,7 +98,7 @@ describe('verifier', () => {
       const { verifier, cache, metrics } = harness();
       const key = 'registry.test/denied/app:1';
       expect(errorCodeOf(await verifier.verify(key))).toBe('POLICY_STATIC_DENY');
-      expect(await cache.get(`0|${key}`)).toEqual({
+      expect(await cache.get(`test|${key}`)).toEqual({
         error: { code: 'POLICY_STATIC_DENY', message: expect.stringContaining(key) as string },
       });
       const second = await verifier.verify(key);
@@ -120,7 +120,7 @@ describe('verifier', () => {
       const { verifier, cache, metrics } = harness();
       const key = '127.0.0.1:1/team/app:v1';
       expect(errorCodeOf(await verifier.verify(key))).toBe('REGISTRY_UNREACHABLE');
-      expect(await cache.get(`0|${key}`)).toBeUndefined();
+      expect(await cache.get(`test|${key}`)).toBeUndefined();
       expect(errorCodeOf(await verifier.verify(key))).toBe('REGISTRY_UNREACHABLE');
       expect(await verificationsCounted(metrics, 'true')).toBe(0);
       expect(await verificationsCounted(metrics, 'false')).toBe(2);
