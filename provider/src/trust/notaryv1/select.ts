@@ -41,12 +41,12 @@ export function signedDigest(repo: TrustedRepository, image: ImageReference, gun
     if (others.length > 0 || missing.length < accepted.length) {
       throw fail(
         'NOTARY_DELEGATION_NOT_SIGNED',
-        `expected tag '${tag}' signed by ${roles}, found it not signed by ${missing.join(', ')}${others.length > 0 ? ` (signed only by ${others.join(', ')}, which the rule does not require)` : ''}`,
+        `expected tag '${tag}' signed by ${roles}, found it not signed by ${missing.join(', ')}${others.length > 0 ? ` (signed only by ${others.join(', ')}, which the rule does not accept)` : ''}`,
       );
     }
     throw fail(
       'NOTARY_TAG_NOT_SIGNED',
-      `expected a target for tag '${tag}' in ${roles}, found no tag '${tag}' in targets`,
+      `expected a target for tag '${tag}' in ${roles}, found none (validated targets don't contain reference: no tag '${tag}' found in targets)`,
     );
   }
   const digests = new Set(accepted.map(({ targets }) => digestOf(targets.get(tag) as FileMeta)));
