@@ -3,6 +3,10 @@
  * with the real `notary` client (root, targets and delegation keys) into a real notary-server, and
  * verified end to end, including the attacks Notary's TUF chain exists to stop.
  */
+import { readFileSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { RuleConfig } from '../../../provider/src/config/index.ts';
@@ -20,7 +24,8 @@ import {
   type NotaryServer,
   type ReplayProxy,
 } from '../../harness/notary.ts';
-import { freePort } from '../../harness/process.ts';
+import { freePort, makeTempDir } from '../../harness/process.ts';
+import { startProvenant } from '../../harness/provenant.ts';
 import { startDistributionRegistry, type RegistryServer } from '../../harness/registry.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -298,5 +303,81 @@ describe('notaryv1 validator against a real notary-server', () => {
     const e = await rejection(validator({ host: `127.0.0.1:${port}` }), `${registry.host}/team/app:v1`);
     expect(e.code).toBe('NOTARY_UNREACHABLE');
     expect(e.transient).toBe(true);
+  });
+  it('answers /v1/verify and /v1/mutate from a provenant process configured with a notaryv1 validator', async () => {
+    const signed = await pushAndSign(alice, 'team/app', 'served');
+    await pushRandomImage(registry.url, 'team/app', 'served-unsigned');
+    const dir = await makeTempDir('notary-provenant');
+    const configPath = path.join(dir, 'provenant.yaml');
+    const indent = (pem: string): string => pem.trim().replace(/\n/g, '\n          ');
+    await writeFile(
+      configPath,
+      `
+validators:
+  - name: default
+    type: static
+  - name: dct
+    type: notaryv1
+    host: ${notary.host}
+    cert: |
+          ${indent(notary.caPem)}
+    trustRoots:
+      - name: alice
+        key: |
+          ${indent(aliceKey)}
+policy:
+  - pattern: "*:*"
+  - pattern: "${registry.host}/team/*"
+    validator: dct
+    with: { trustRoot: alice }
+server: { host: 127.0.0.1, port: 0 }
+`,
+    );
+    const provenant = await startProvenant(['node', 'bin/provenant.mjs', 'serve', '--config', configPath]);
+    const caFile = /--cacert (\S+)\)/.exec(provenant.output())?.[1];
+    const dispatcher = new Agent({
+      connect: { ca: caFile === undefined ? undefined : readFileSync(caFile, 'utf8') },
+    });
+    try {
+      const good = `${registry.host}/team/app:served`;
+      const bad = `${registry.host}/team/app:served-unsigned`;
+      const call = async (
+        route: string,
+      ): Promise<{ items: { key: string; value: unknown; error: string }[] }> => {
+        const res = await request(`${provenant.url}${route}`, {
+          method: 'POST',
+          dispatcher,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            apiVersion: 'externaldata.gatekeeper.sh/v1beta1',
+            kind: 'ProviderRequest',
+            request: { keys: [good, bad] },
+          }),
+        });
+        expect(res.statusCode, provenant.output()).toBe(200);
+        return (
+          (await res.body.json()) as { response: { items: { key: string; value: unknown; error: string }[] } }
+        ).response;
+      };
+      const verified = await call('/v1/verify');
+      expect(verified.items[0]).toEqual({
+        key: good,
+        value: expect.objectContaining({
+          digest: signed.digest,
+          validator: 'dct',
+          signers: ['alice'],
+        }) as unknown,
+        error: '',
+      });
+      expect(verified.items[1]?.error).toMatch(
+        new RegExp(`^NOTARY_TAG_NOT_SIGNED: .*${bad.replace(/[.]/g, '\\.')}`),
+      );
+      const mutated = await call('/v1/mutate');
+      expect(mutated.items[0]).toEqual({ key: good, value: `${good}@${signed.digest}`, error: '' });
+    } finally {
+      await dispatcher.close();
+      await provenant.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
