@@ -62,6 +62,11 @@ function trustRootProblems(v: Exclude<ValidatorConfig, { type: 'static' }>, path
 /** Connaisseur's load-time checks of a notaryv1 validator: a usable host URL, PEM ECDSA/RSA root keys. */
 function notaryProblems(v: Extract<ValidatorConfig, { type: 'notaryv1' }>, path: string): string[] {
   const problems: string[] = [];
+  if (v.auth !== undefined) {
+    problems.push(
+      `${path}/auth: credentials for a Notary server are not supported by this build (anonymous token flow only); remove auth`,
+    );
+  }
   try {
     notaryBaseUrl(v.host);
   } catch {

@@ -1,6 +1,7 @@
 /** Validators are plug-ins chosen by `type`; each lives in its own folder. */
 import type { ValidatorConfig } from '../config/index.ts';
 import type { RegistryClient } from '../registry/index.ts';
+import { VersionMemory } from '../trust/notaryv1/index.ts';
 import { NotaryV1Validator } from './notaryv1/notaryv1.ts';
 import { StaticValidator } from './static/static.ts';
 import type { Validator } from './types.ts';
@@ -13,12 +14,15 @@ export interface ValidatorDeps {
   readonly registry: RegistryClient;
 }
 
+/** What this replica has seen of Notary trust data outlives config reloads (rollback protection). */
+const NOTARY_VERSIONS = new VersionMemory();
+
 export function createValidator(config: ValidatorConfig, deps: ValidatorDeps): Validator {
   switch (config.type) {
     case 'static':
       return new StaticValidator(config.name, config.approve, deps.registry);
     case 'notaryv1':
-      return new NotaryV1Validator(config);
+      return new NotaryV1Validator(config, { versions: NOTARY_VERSIONS });
     case 'cosign':
     case 'notation':
       // Config loading refuses these types until they are implemented (SUPPORTED_VALIDATOR_TYPES).

@@ -25,6 +25,8 @@ export interface NotaryV1Options {
   readonly now?: () => Date;
   readonly requestTimeoutMs?: number;
   readonly maxRetries?: number;
+  /** Versions seen so far; share one across config reloads so rollback protection survives them. */
+  readonly versions?: VersionMemory;
 }
 
 /** The Notary GUN: registry and repository, with Docker Hub spelled `docker.io` (Connaisseur). */
@@ -37,7 +39,7 @@ export class NotaryV1Validator implements Validator {
   readonly name: string;
   private readonly client: NotaryClient;
   private readonly roots: ReadonlyMap<string, KeyObject>;
-  private readonly versions = new VersionMemory();
+  private readonly versions: VersionMemory;
   private readonly now: () => Date;
 
   constructor(config: NotaryV1Config, options: NotaryV1Options = {}) {
@@ -52,6 +54,7 @@ export class NotaryV1Validator implements Validator {
       config.trustRoots.map((r: TrustRootConfig) => [r.name, parseTrustRootKey(r.key ?? '')]),
     );
     this.now = options.now ?? (() => new Date());
+    this.versions = options.versions ?? new VersionMemory();
   }
 
   async validate({ image, rule, signal }: ValidationRequest): Promise<Validated> {
