@@ -5,8 +5,9 @@
  * server never produces: replaying older trust data.
  */
 import { execFile } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, randomBytes, sign, X509Certificate } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, request, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -41,9 +42,21 @@ export interface NotaryServer {
   stop(): Promise<void>;
 }
 
-export async function startNotaryServer(): Promise<NotaryServer> {
+/** notary-server's token access controller (docker/distribution `registry/auth/token`). */
+export interface NotaryTokenAuth {
+  readonly realm: string;
+  readonly service: string;
+  readonly issuer: string;
+  /** PEM certificate the token signer's `x5c` chain must lead to. */
+  readonly rootCertPem: string;
+}
+
+export async function startNotaryServer(opts: { tokenAuth?: NotaryTokenAuth } = {}): Promise<NotaryServer> {
   const dir = await makeTempDir('notary-server');
   try {
+    const auth = opts.tokenAuth;
+    const bundle = path.join(dir, 'token-root.crt');
+    if (auth !== undefined) await writeFile(bundle, auth.rootCertPem);
     const ca = await makeCa(dir, 'notary-ca');
     const tls = await issueCert(dir, ca, 'notary-server', 'server');
     const port = await freePort();
@@ -56,6 +69,19 @@ export async function startNotaryServer(): Promise<NotaryServer> {
         trust_service: { type: 'local' },
         storage: { backend: 'memory' },
         logging: { level: 'info' },
+        ...(auth === undefined
+          ? {}
+          : {
+              auth: {
+                type: 'token',
+                options: {
+                  realm: auth.realm,
+                  service: auth.service,
+                  issuer: auth.issuer,
+                  rootcertbundle: bundle,
+                },
+              },
+            }),
       }),
     );
     const server = await startProcess({
@@ -84,10 +110,15 @@ export class NotaryCli {
   private constructor(
     readonly trustDir: string,
     private readonly server: { host: string; ca: CertFiles },
+    private readonly credentials: { username: string; password: string } | undefined,
   ) {}
 
-  static async create(server: { host: string; ca: CertFiles }): Promise<NotaryCli> {
-    return new NotaryCli(await makeTempDir('notary-trust'), server);
+  /** `credentials` go to a token server through notary's NOTARY_AUTH (base64 `user:password`). */
+  static async create(
+    server: { host: string; ca: CertFiles },
+    credentials?: { username: string; password: string },
+  ): Promise<NotaryCli> {
+    return new NotaryCli(await makeTempDir('notary-trust'), server, credentials);
   }
 
   async run(...args: string[]): Promise<string> {
@@ -101,7 +132,17 @@ export class NotaryCli {
     ];
     try {
       const { stdout, stderr } = await execFileAsync(toolPath('notary'), [...global, ...args], {
-        env: { ...process.env, ...PASSPHRASE_ENV },
+        env: {
+          ...process.env,
+          ...PASSPHRASE_ENV,
+          ...(this.credentials === undefined
+            ? {}
+            : {
+                NOTARY_AUTH: Buffer.from(
+                  `${this.credentials.username}:${this.credentials.password}`,
+                ).toString('base64'),
+              }),
+        },
       });
       return stdout + stderr;
     } catch (error) {
@@ -255,4 +296,82 @@ export async function startReplayProxy(upstream: NotaryServer): Promise<ReplayPr
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * A token server for notary-server's token auth (the Docker registry token specification): anyone gets
+ * `pull`; `push` needs the signer's basic credentials. Tokens are ES256 JWTs whose `x5c` header carries
+ * the signing certificate, which notary-server checks against its root certificate bundle.
+ */
+export interface TokenServer {
+  readonly auth: NotaryTokenAuth;
+  /** Every token request: the scope asked for and whether it came with valid credentials. */
+  readonly requests: { scope: string; authenticated: boolean }[];
+  /** When true, every token request is refused with 403. */
+  refuse: boolean;
+  close(): Promise<void>;
+}
+
+export async function startTokenServer(signer: { username: string; password: string }): Promise<TokenServer> {
+  const dir = await makeTempDir('notary-token');
+  const signing = await makeCa(dir, 'token-signer');
+  await rm(dir, { recursive: true, force: true });
+  const service = 'notary-server';
+  const issuer = 'provenant-test-token-issuer';
+  const expected = `Basic ${Buffer.from(`${signer.username}:${signer.password}`).toString('base64')}`;
+  const x5c = [new X509Certificate(signing.certPem).raw.toString('base64')];
+  const requests: TokenServer['requests'] = [];
+  const state = { refuse: false };
+  const server = createHttpServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://token');
+    const scope = url.searchParams.get('scope') ?? '';
+    const authenticated = req.headers.authorization === expected;
+    requests.push({ scope, authenticated });
+    if (state.refuse) return void res.writeHead(403).end();
+    // `repository:<gun>:<actions>`; a GUN with a registry port contains ':' itself.
+    const match = /^repository:(.+):([a-z*,]+)$/.exec(scope);
+    const granted = (match?.[2] ?? '').split(',').filter((a) => a === 'pull' || authenticated);
+    const nowS = Math.floor(Date.now() / 1000);
+    const token = jwt(signing.keyPem, x5c, {
+      iss: issuer,
+      sub: authenticated ? signer.username : '',
+      aud: service,
+      exp: nowS + 300,
+      nbf: nowS - 10,
+      iat: nowS,
+      jti: randomBytes(8).toString('hex'),
+      access: match === null ? [] : [{ type: 'repository', name: match[1], actions: granted }],
+    });
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ token, expires_in: 300 }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, LOOPBACK_HOST, resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    auth: { realm: `http://${LOOPBACK_HOST}:${port}/auth`, service, issuer, rootCertPem: signing.certPem },
+    requests,
+    get refuse() {
+      return state.refuse;
+    },
+    set refuse(on: boolean) {
+      state.refuse = on;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A compact JWS (RFC 7515) with ES256: the signature is r||s, as JWA §3.4 requires. */
+function jwt(keyPem: string, x5c: string[], claims: object): string {
+  const part = (o: object): string => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const input = `${part({ alg: 'ES256', typ: 'JWT', x5c })}.${part(claims)}`;
+  const sig = sign('sha256', Buffer.from(input), {
+    key: createPrivateKey(keyPem),
+    dsaEncoding: 'ieee-p1363',
+  });
+  return `${input}.${sig.toString('base64url')}`;
 }
