@@ -69,6 +69,7 @@ export interface TrustedRepository {
 }
 
 export const RELEASES_ROLE = 'targets/releases';
+const DELEGATION_NAME = /^[-a-z0-9_]+(?:\/[-a-z0-9_]+)*$/;
 
 export async function verifyTrustData(req: TrustDataRequest): Promise<TrustedRepository> {
   return new Chain(req).run();
@@ -152,7 +153,10 @@ class Chain {
     roles: Map<string, ReadonlyMap<string, FileMeta>>,
   ): Promise<void> {
     for (const d of parent.delegations) {
-      if (!d.name.startsWith(`${parentName}/`) || roles.has(d.name)) continue;
+      // Notary's data.IsDelegation: a child of its parent, spelled [-a-z0-9_/] without empty segments.
+      const suffix = d.name.slice(parentName.length + 1);
+      if (!d.name.startsWith(`${parentName}/`) || !DELEGATION_NAME.test(suffix) || roles.has(d.name))
+        continue;
       if (roles.size >= MAX_DELEGATED_ROLES) {
         throw this.error('NOTARY_BAD_METADATA', `expected at most ${MAX_DELEGATED_ROLES} roles, found more`);
       }

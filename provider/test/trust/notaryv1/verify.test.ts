@@ -237,6 +237,19 @@ describe('notary v1 trust data verification', () => {
       expect([...trusted.roles.keys()]).toEqual(['targets', 'targets/releases']);
     });
 
+    it('ignores delegations whose names Notary would refuse (no path tricks in URLs)', async () => {
+      const repo = delegatedRepo();
+      for (const name of ['targets/../root', 'targets//x', 'targets/Upper', 'other/role'])
+        repo.delegations.set(name, {
+          keys: [makeKey()],
+          threshold: 1,
+          paths: [''],
+          targets: { v1: hex('c') },
+        });
+      const trusted = await verify(repo);
+      expect([...trusted.roles.keys()]).toEqual(['targets', 'targets/releases']);
+    });
+
     it('ignores targets outside the paths a delegation may sign', async () => {
       const repo = signedRepo();
       repo.delegations.set('targets/releases', {
