@@ -86,51 +86,55 @@ class Chain {
     const rootBytes = await source.fetch('root', undefined, ROOT_MAX_BYTES);
     const rootEnv = this.parse(rootBytes, 'root', 'Root');
     const root = this.guard('root', () => parseRoot(rootEnv.signed));
-    const rootKeys = this.keys('root', root.keys);
-    const signers = this.checkPinned(rootEnv, rootKeys, root.roles.root);
-    this.checkThreshold('root', rootEnv, rootKeys, root.roles.root);
+    const keys = this.keys('root', root.keys);
+    const signers = this.checkPinned(rootEnv, keys, root.roles.root);
+    this.checkThreshold('root', rootEnv, keys, root.roles.root);
     this.checkFresh('root', root);
 
     // §5.4: timestamp, the only role fetched without a known hash.
-    const tsEnv = this.parse(
-      await source.fetch('timestamp', undefined, TIMESTAMP_MAX_BYTES),
-      'timestamp',
-      'Timestamp',
-    );
-    const ts = this.guard('timestamp', () => parseTimestamp(tsEnv.signed));
-    this.checkThreshold('timestamp', tsEnv, rootKeys, root.roles.timestamp);
-    this.checkFresh('timestamp', ts);
+    const tsBytes = await source.fetch('timestamp', undefined, TIMESTAMP_MAX_BYTES);
+    const ts = this.verifyRole('timestamp', 'Timestamp', tsBytes, keys, root.roles.timestamp, parseTimestamp);
 
-    // §5.5: snapshot, exactly the one the timestamp names.
+    // §5.5: snapshot, exactly the one the timestamp names; it also pins the root's bytes.
     const snapBytes = await this.fetchListed('snapshot', ts.snapshot);
-    const snapEnv = this.parse(snapBytes, 'snapshot', 'Snapshot');
-    const snap = this.guard('snapshot', () => parseSnapshot(snapEnv.signed));
-    this.checkThreshold('snapshot', snapEnv, rootKeys, root.roles.snapshot);
-    this.checkFresh('snapshot', snap);
+    const snap = this.verifyRole('snapshot', 'Snapshot', snapBytes, keys, root.roles.snapshot, parseSnapshot);
     const rootListed = snap.meta.get('root');
     if (rootListed !== undefined) this.checkHashes('root', rootBytes, rootListed);
 
     // §5.6: targets, then the delegations it (transitively) names.
-    const targetsListed = this.listed(snap.meta, 'targets');
-    const targetsEnv = this.parse(await this.fetchListed('targets', targetsListed), 'targets', 'Targets');
-    const targets = this.guard('targets', () => parseTargets(targetsEnv.signed, 'targets'));
-    this.checkThreshold('targets', targetsEnv, rootKeys, root.roles.targets);
-    this.checkFresh('targets', targets);
-
+    const targetsBytes = await this.fetchListed('targets', this.listed(snap.meta, 'targets'));
+    const targets = this.verifyRole('targets', 'Targets', targetsBytes, keys, root.roles.targets, (signed) =>
+      parseTargets(signed, 'targets'),
+    );
     const accepted = this.acceptedRoles(targets);
     const roles = new Map<string, ReadonlyMap<string, FileMeta>>([['targets', targets.targets]]);
     await this.walkDelegations(targets, 'targets', [], snap.meta, accepted, roles);
-    for (const role of accepted) {
-      if (!roles.has(role)) {
-        throw this.error(
-          'NOTARY_DELEGATION_NOT_FOUND',
-          `the rule requires delegation ${role}, found only ${[...roles.keys()].join(', ')}`,
-        );
-      }
+    const missing = accepted.find((role) => !roles.has(role));
+    if (missing !== undefined) {
+      throw this.error(
+        'NOTARY_DELEGATION_NOT_FOUND',
+        `the rule requires delegation ${missing}, found only ${[...roles.keys()].join(', ')}`,
+      );
     }
     // Remember versions only once the whole chain is trusted.
     for (const { role, version } of this.versions) this.req.versions.record(this.req.scope, role, version);
     return { accepted, roles, signers };
+  }
+
+  /** Parse, then signatures against the parent's keys and threshold, then expiry and rollback. */
+  private verifyRole<T extends { version: number; expires: Date }>(
+    name: string,
+    type: string,
+    bytes: Buffer,
+    keys: Map<string, TufKey>,
+    role: RoleKeys,
+    parse: (signed: Record<string, unknown>) => T,
+  ): T {
+    const env = this.parse(bytes, name, type);
+    const meta = this.guard(name, () => parse(env.signed));
+    this.checkThreshold(name, env, keys, role);
+    this.checkFresh(name, meta);
+    return meta;
   }
 
   private acceptedRoles(targets: TargetsMeta): string[] {
@@ -180,11 +184,9 @@ class Chain {
     const meta = listing.get(d.name);
     // A delegation that never published metadata is absent from the snapshot: it signs nothing.
     if (meta === undefined) return undefined;
-    const env = this.parse(await this.fetchListed(d.name, meta), d.name, 'Targets');
-    const role = this.guard(d.name, () => parseTargets(env.signed, d.name));
-    this.checkThreshold(d.name, env, this.keys(d.name, parent.delegationKeys), d);
-    this.checkFresh(d.name, role);
-    return role;
+    const bytes = await this.fetchListed(d.name, meta);
+    const keys = this.keys(d.name, parent.delegationKeys);
+    return this.verifyRole(d.name, 'Targets', bytes, keys, d, (signed) => parseTargets(signed, d.name));
   }
 
   private checkPinned(env: Envelope<unknown>, keys: Map<string, TufKey>, role: RoleKeys): string[] {
