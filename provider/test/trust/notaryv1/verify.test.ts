@@ -224,6 +224,15 @@ describe('notary v1 trust data verification', () => {
       expect(e.message).toContain('expected targets/qa signed by at least 2 of its 2 key(s), found 1');
     });
 
+    it('rejects an expired delegation the rule requires', async () => {
+      const repo = delegatedRepo();
+      const releases = repo.delegations.get('targets/releases');
+      if (releases !== undefined) releases.expires = new Date(Date.now() - 1000);
+      const e = await failure(verify(repo, undefined, { required: ['targets/releases'] }));
+      expect(e.code).toBe('NOTARY_EXPIRED');
+      expect(e.message).toContain('expected targets/releases to be valid at');
+    });
+
     it('leaves out an invalid delegation the rule does not depend on', async () => {
       const repo = delegatedRepo();
       repo.delegations.set('targets/other', {
