@@ -158,6 +158,7 @@ describe('notaryv1 validator against a real notary-server', () => {
       expect(e.code).toBe('NOTARY_EXPIRED');
       expect(e.message).toMatch(/expected timestamp to be valid at .*, found it expired at/);
     });
+
     it('rejects trust data whose root certificate has expired', async () => {
       // notary makes root certificates valid for 10 years.
       const muchLater = validator({ now: () => new Date(Date.now() + 11 * 365 * DAY_MS) });
