@@ -91,4 +91,17 @@ describe('notaryv1 validator', () => {
     expect((err as ProvenantError).code).toBe('NOTARY_ROOT_NOT_TRUSTED');
     expect((err as ProvenantError).message).toContain('trust root "sec"');
   });
+
+  it('refuses a rule naming a trust root it does not have, before any request', async () => {
+    const v = validator('127.0.0.1:9', [{ name: 'ops', key: pem(makeKey().publicKey) }]);
+    const err: unknown = await v
+      .validate({
+        image: parseReference('r.io/a:v1'),
+        rule: rule({ trustRoot: 'dev' }),
+        signal: AbortSignal.timeout(5000),
+      })
+      .catch((e: unknown) => e);
+    expect((err as ProvenantError).code).toBe('CONFIG_INVALID');
+    expect((err as ProvenantError).message).toContain('names trust root "dev"');
+  });
 });

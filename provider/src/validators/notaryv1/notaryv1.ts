@@ -84,7 +84,7 @@ export class NotaryV1Validator implements Validator {
     if (key === undefined) {
       // Config loading refuses this (semantics.ts); kept for a validator built without it.
       throw new ProvenantError(
-        'POLICY_VALIDATOR_NOT_FOUND',
+        'CONFIG_INVALID',
         `rule "${rule.pattern}" for image ${image.original} names trust root "${wanted}", which validator ${this.name} does not have`,
         { image: image.original },
       );
