@@ -230,10 +230,13 @@ export class NotaryCli {
 /**
  * An HTTPS proxy in front of a Notary server, presenting the server's own certificate. `freeze()`
  * captures the repository's current timestamp and snapshot; after `replay()` it answers those two
- * roles with the captured (older, validly signed) bytes: a freeze/rollback attack.
+ * roles with the captured (older, validly signed) bytes: a freeze/rollback attack. `alias()` serves
+ * one repository's trust data under another's name.
  */
 export interface ReplayProxy {
   readonly host: string;
+  /** Serves `toGun`'s trust data for requests about `fromGun` (a mix-and-match attack). */
+  alias(fromGun: string, toGun: string): void;
   freeze(gun: string): Promise<void>;
   replay(on: boolean): void;
   close(): Promise<void>;
@@ -241,6 +244,7 @@ export interface ReplayProxy {
 
 export async function startReplayProxy(upstream: NotaryServer): Promise<ReplayProxy> {
   const frozen = new Map<string, Buffer>();
+  const aliases = new Map<string, string>();
   let replaying = false;
   const fetchUpstream = (urlPath: string): Promise<{ status: number; body: Buffer; type: string }> =>
     new Promise((resolve, reject) => {
@@ -263,7 +267,10 @@ export async function startReplayProxy(upstream: NotaryServer): Promise<ReplayPr
   const server: Server = createServer(
     { cert: upstream.tls.certPem, key: upstream.tls.keyPem },
     (req, res) => {
-      const urlPath = req.url ?? '/';
+      const asked = req.url ?? '/';
+      const alias = [...aliases].find(([from]) => asked.startsWith(`/v2/${from}/`));
+      const urlPath =
+        alias === undefined ? asked : `/v2/${alias[1]}/${asked.slice(`/v2/${alias[0]}/`.length)}`;
       const replayed = replaying ? frozen.get(urlPath) : undefined;
       if (replayed !== undefined) {
         res.writeHead(200, { 'content-type': 'application/json' }).end(replayed);
@@ -286,6 +293,9 @@ export async function startReplayProxy(upstream: NotaryServer): Promise<ReplayPr
         if (r.status !== 200) throw new Error(`cannot capture ${urlPath}: ${r.status}`);
         frozen.set(urlPath, r.body);
       }
+    },
+    alias(fromGun, toGun) {
+      aliases.set(fromGun, toGun);
     },
     replay(on) {
       replaying = on;

@@ -195,6 +195,15 @@ describe('notaryv1 validator against a real notary-server', () => {
       expect(e.message).toContain('trust root "alice"');
     });
 
+    it("rejects another repository's trust data signed with the same root key", async () => {
+      // notary reuses a trust dir's root key for every repository; the root certificate names the GUN.
+      const copy = `${registry.host}/team/app-copy`;
+      proxy.alias(copy, `${registry.host}/team/app`);
+      const e = await rejection(validator({ host: proxy.host }), `${copy}:v1`);
+      expect(e.code).toBe('NOTARY_ROOT_NOT_TRUSTED');
+      expect(e.message).toContain(`to be issued for ${copy}, found CN "${registry.host}/team/app"`);
+    });
+
     it('verifies a repository whose root key is RSA (rsa-x509 root, RSA-PSS signatures)', async () => {
       const carol = await NotaryCli.create(notary);
       try {

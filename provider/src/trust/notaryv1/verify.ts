@@ -6,7 +6,7 @@
  * the parent lists, the expiry, and that the version did not go back. No network I/O happens here:
  * metadata comes from a MetadataSource.
  */
-import { createHash, type KeyObject } from 'node:crypto';
+import { createHash, type KeyObject, type X509Certificate } from 'node:crypto';
 
 import { ProvenantError, type ErrorCode } from '../../types/errors.ts';
 import { canonicalJson, CanonicalJsonError } from './canonical.ts';
@@ -208,14 +208,33 @@ class Chain {
         );
       }
       const cert = keys.get(signedBy.keyid)?.certificate;
-      if (cert !== undefined && new Date(cert.validTo).getTime() <= this.req.now.getTime()) {
-        throw this.error(
-          'NOTARY_EXPIRED',
-          `expected a valid root certificate for trust root "${pin.name}", found one that expired ${new Date(cert.validTo).toISOString()}`,
-        );
-      }
+      if (cert !== undefined) this.checkRootCertificate(cert, pin.name);
     }
     return this.req.pinned.map((p) => p.name);
+  }
+
+  /**
+   * Notary's trust pinning (`trustpinning/certs.go`, validRootLeafCerts): a root certificate names its
+   * repository in its CN, so one root key reused across repositories cannot vouch for another one's
+   * trust data served under this GUN; and it must not have expired.
+   */
+  private checkRootCertificate(cert: X509Certificate, pinName: string): void {
+    const cn = cert.subject
+      .split('\n')
+      .find((part) => part.startsWith('CN='))
+      ?.slice(3);
+    if (cn !== this.req.gun) {
+      throw this.error(
+        'NOTARY_ROOT_NOT_TRUSTED',
+        `expected the root certificate of trust root "${pinName}" to be issued for ${this.req.gun}, found CN ${JSON.stringify(cn ?? null)}`,
+      );
+    }
+    if (new Date(cert.validTo).getTime() <= this.req.now.getTime()) {
+      throw this.error(
+        'NOTARY_EXPIRED',
+        `expected a valid root certificate for trust root "${pinName}", found one that expired ${new Date(cert.validTo).toISOString()}`,
+      );
+    }
   }
 
   /** TUF §5.x: at least `threshold` distinct role keys produced a valid signature. */
