@@ -4,10 +4,14 @@
  * broken policy never reaches the admission path.
  */
 import { compilePattern, PatternSyntaxError } from '../policy/index.ts';
+import { notaryBaseUrl, parseTrustRootKey } from '../trust/notaryv1/index.ts';
 import type { Config, RuleConfig, TrustRootConfig, ValidatorConfig, ValidatorType } from './schema.ts';
 
 /** Validator types this build can verify. A config naming any other type is refused, never ignored. */
-export const SUPPORTED_VALIDATOR_TYPES: ReadonlySet<ValidatorType> = new Set<ValidatorType>(['static']);
+export const SUPPORTED_VALIDATOR_TYPES: ReadonlySet<ValidatorType> = new Set<ValidatorType>([
+  'static',
+  'notaryv1',
+]);
 
 export function semanticProblems(config: Config): string[] {
   return [
@@ -31,6 +35,7 @@ function validatorProblems(validators: readonly ValidatorConfig[]): string[] {
       );
     }
     if (v.type !== 'static') problems.push(...trustRootProblems(v, `/validators/${i}`));
+    if (v.type === 'notaryv1') problems.push(...notaryProblems(v, `/validators/${i}`));
   });
   return problems;
 }
@@ -50,6 +55,30 @@ function trustRootProblems(v: Exclude<ValidatorConfig, { type: 'static' }>, path
       );
     }
     problems.push(...keylessProblems(root, at));
+  });
+  return problems;
+}
+
+/** Connaisseur's load-time checks of a notaryv1 validator: a usable host URL, PEM ECDSA/RSA root keys. */
+function notaryProblems(v: Extract<ValidatorConfig, { type: 'notaryv1' }>, path: string): string[] {
+  const problems: string[] = [];
+  if (v.auth !== undefined) {
+    problems.push(
+      `${path}/auth: credentials for a Notary server are not supported by this build (anonymous token flow only); remove auth`,
+    );
+  }
+  try {
+    notaryBaseUrl(v.host);
+  } catch {
+    problems.push(`${path}/host: invalid url for notary host ${JSON.stringify(v.host)}`);
+  }
+  v.trustRoots.forEach((root, i) => {
+    if (root.key === undefined) return;
+    try {
+      parseTrustRootKey(root.key);
+    } catch (err) {
+      problems.push(`${path}/trustRoots/${i}/key: ${err instanceof Error ? err.message : String(err)}`);
+    }
   });
   return problems;
 }

@@ -54,6 +54,47 @@ export const ERROR_CODES = {
     transient: true,
     summary: 'The configured credentials (Docker config, helper, Secret) could not be read.',
   },
+  // Notary v1.
+  NOTARY_UNREACHABLE: { transient: true, summary: 'The Notary server could not be connected to.' },
+  NOTARY_TIMEOUT: { transient: true, summary: 'The Notary server did not answer in time.' },
+  NOTARY_SERVER_ERROR: { transient: true, summary: 'The Notary server answered with a 5xx or 429 status.' },
+  NOTARY_UNAUTHORIZED: { transient: false, summary: 'The Notary server or its token server refused access.' },
+  NOTARY_NO_TRUST_DATA: { transient: false, summary: 'The Notary server has no trust data for the image.' },
+  NOTARY_BAD_METADATA: {
+    transient: false,
+    summary: 'Trust data is malformed, too large, or uses unknown keys or methods.',
+  },
+  NOTARY_ROOT_NOT_TRUSTED: {
+    transient: false,
+    summary: 'root.json is not signed by the pinned trust root key(s).',
+  },
+  NOTARY_SIGNATURE_INVALID: {
+    transient: false,
+    summary: 'A role has fewer valid signatures than its threshold.',
+  },
+  NOTARY_HASH_MISMATCH: {
+    transient: false,
+    summary: 'A role does not match the length or hashes its parent role lists.',
+  },
+  NOTARY_EXPIRED: { transient: false, summary: 'A role (or the root certificate) has expired.' },
+  NOTARY_ROLLBACK: {
+    transient: false,
+    summary: 'A role has a lower version than this replica has already seen.',
+  },
+  NOTARY_TAG_NOT_SIGNED: { transient: false, summary: 'No trusted target exists for the tag.' },
+  NOTARY_DIGEST_NOT_SIGNED: { transient: false, summary: 'No trusted target has the referenced digest.' },
+  NOTARY_DELEGATION_NOT_FOUND: {
+    transient: false,
+    summary: 'A delegation role the rule requires does not exist in the trust data.',
+  },
+  NOTARY_DELEGATION_NOT_SIGNED: {
+    transient: false,
+    summary: 'A required delegation role did not sign the tag (other roles may have).',
+  },
+  NOTARY_AMBIGUOUS_DIGEST: {
+    transient: false,
+    summary: 'The accepted roles sign different digests for the tag.',
+  },
   // Configuration.
   CONFIG_INVALID: { transient: false, summary: 'The configuration file does not match the schema.' },
   CONFIG_UNREADABLE: {

@@ -1,22 +1,29 @@
 /** Validators are plug-ins chosen by `type`; each lives in its own folder. */
 import type { ValidatorConfig } from '../config/index.ts';
 import type { RegistryClient } from '../registry/index.ts';
+import { VersionMemory } from '../trust/notaryv1/index.ts';
+import { NotaryV1Validator } from './notaryv1/notaryv1.ts';
 import { StaticValidator } from './static/static.ts';
 import type { Validator } from './types.ts';
 
 export type { Validator, ValidationRequest, Validated } from './types.ts';
 export { StaticValidator } from './static/static.ts';
+export { NotaryV1Validator } from './notaryv1/notaryv1.ts';
 
 export interface ValidatorDeps {
   readonly registry: RegistryClient;
 }
 
+/** What this replica has seen of Notary trust data outlives config reloads (rollback protection). */
+const NOTARY_VERSIONS = new VersionMemory();
+
 export function createValidator(config: ValidatorConfig, deps: ValidatorDeps): Validator {
   switch (config.type) {
     case 'static':
       return new StaticValidator(config.name, config.approve, deps.registry);
-    case 'cosign':
     case 'notaryv1':
+      return new NotaryV1Validator(config, { versions: NOTARY_VERSIONS });
+    case 'cosign':
     case 'notation':
       // Config loading refuses these types until they are implemented (SUPPORTED_VALIDATOR_TYPES).
       throw new Error(`validator type ${config.type} is not implemented`);

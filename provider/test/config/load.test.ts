@@ -115,9 +115,8 @@ describe('a Connaisseur-shaped config', () => {
 
   it('passes the schema and every cross-field check, failing only on the types this build lacks', () => {
     expect(configProblems(text)).toEqual([
-      '/validators/2/type: validator type "notaryv1" is not supported by this build (supported: static)',
-      '/validators/3/type: validator type "cosign" is not supported by this build (supported: static)',
-      '/validators/4/type: validator type "notation" is not supported by this build (supported: static)',
+      '/validators/3/type: validator type "cosign" is not supported by this build (supported: static, notaryv1)',
+      '/validators/4/type: validator type "notation" is not supported by this build (supported: static, notaryv1)',
     ]);
   });
 

@@ -18,7 +18,7 @@ describe('validator checks', () => {
       '  - name: v\n    type: cosign\n    trustRoots: [{ name: default, key: k }]\n',
     );
     expect(configProblems(text)).toEqual([
-      '/validators/0/type: validator type "cosign" is not supported by this build (supported: static)',
+      '/validators/0/type: validator type "cosign" is not supported by this build (supported: static, notaryv1)',
     ]);
   });
 
@@ -31,7 +31,7 @@ describe('validator checks', () => {
 
   it('refuses two trust roots with one name in a validator', () => {
     const text = withValidator(
-      '  - name: v\n    type: notaryv1\n    trustRoots: [{ name: default, key: a }, { name: default, key: b }]\n',
+      '  - name: v\n    type: cosign\n    trustRoots: [{ name: default, key: a }, { name: default, key: b }]\n',
     );
     expect(crossFieldProblems(text)).toEqual([
       '/validators/0/trustRoots/1/name: duplicate trust root name "default"',
