@@ -89,6 +89,8 @@ export class Transport {
 
 async function readBounded(res: Dispatcher.ResponseData, req: HttpRequest): Promise<Buffer> {
   const declared = Number(res.headers['content-length'] ?? NaN);
+  // Destroying a body can emit 'error' (an AbortError); nobody else listens, so this must.
+  res.body.on('error', () => undefined);
   if (declared > req.maxBytes) {
     res.body.destroy();
     throw tooLarge(req, `${declared} bytes (Content-Length)`);

@@ -62,12 +62,15 @@ export class Runtime {
     const previous = this.current;
     this.current = this.build(config);
     this.source = source;
-    setTimeout(() => void previous.registry.close(), previous.config.server.requestDeadlineMs).unref();
+    setTimeout(() => {
+      void previous.registry.close();
+      void previous.verifier.close();
+    }, previous.config.server.requestDeadlineMs).unref();
   }
 
   async close(): Promise<void> {
     this.closing = true;
-    await this.current.registry.close();
+    await Promise.all([this.current.registry.close(), this.current.verifier.close()]);
     this.memory.close();
     await this.redis?.close();
   }

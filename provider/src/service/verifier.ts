@@ -57,7 +57,17 @@ export class Verifier {
     private readonly cacheNamespace = '0',
   ) {
     this.rules = compileRules(config.policy);
-    this.validators = new Map(config.validators.map((v) => [v.name, createValidator(v, deps)]));
+    this.validators = new Map(
+      config.validators.map((v) => [
+        v.name,
+        createValidator(v, { registry: deps.registry, network: config.network }),
+      ]),
+    );
+  }
+
+  /** Closes the validators' own connections (the registry client is the Runtime's to close). */
+  async close(): Promise<void> {
+    await Promise.all([...this.validators.values()].map((v) => v.close?.() ?? Promise.resolve()));
   }
 
   async verify(key: string): Promise<Outcome> {

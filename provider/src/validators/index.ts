@@ -12,6 +12,8 @@ export { NotaryV1Validator } from './notaryv1/notaryv1.ts';
 
 export interface ValidatorDeps {
   readonly registry: RegistryClient;
+  /** The `network:` section, for validators that talk to servers other than registries (Notary). */
+  readonly network?: { readonly requestTimeoutMs: number; readonly maxRetries: number } | undefined;
 }
 
 /** What this replica has seen of Notary trust data outlives config reloads (rollback protection). */
@@ -22,7 +24,11 @@ export function createValidator(config: ValidatorConfig, deps: ValidatorDeps): V
     case 'static':
       return new StaticValidator(config.name, config.approve, deps.registry);
     case 'notaryv1':
-      return new NotaryV1Validator(config, { versions: NOTARY_VERSIONS });
+      return new NotaryV1Validator(config, {
+        versions: NOTARY_VERSIONS,
+        requestTimeoutMs: deps.network?.requestTimeoutMs,
+        maxRetries: deps.network?.maxRetries,
+      });
     case 'cosign':
     case 'notation':
       // Config loading refuses these types until they are implemented (SUPPORTED_VALIDATOR_TYPES).

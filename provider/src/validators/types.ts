@@ -20,4 +20,6 @@ export interface Validator {
   readonly name: string;
   readonly type: ValidatorType;
   validate(request: ValidationRequest): Promise<Validated>;
+  /** Releases connections (called once the config that built it is replaced and drained). */
+  close?(): Promise<void>;
 }
