@@ -21,6 +21,17 @@ GO_TOOLS=(
   "github.com/olareg/olareg/cmd/olareg|v0.1.2|olareg|"
 )
 
+# Heavy tools for the end-to-end suite, built through a tools module that carries `replace` lines.
+# package to build | module@version it comes from | binary name | staging version (see below)
+# kube-apiserver's module pins its staging modules (k8s.io/api, ...) to v0.0.0 and replaces them with
+# local paths; those become `k8s.io/<staging> => k8s.io/<staging> <staging version>` here. Replaces
+# that already name a version are copied unchanged.
+GO_REPLACE_TOOLS=(
+  "go.etcd.io/etcd/server/v3|go.etcd.io/etcd/server/v3@v3.6.5|etcd|"
+  "k8s.io/kubernetes/cmd/kube-apiserver|k8s.io/kubernetes@v1.34.2|kube-apiserver|v0.34.2"
+  "github.com/open-policy-agent/gatekeeper/v3|github.com/open-policy-agent/gatekeeper/v3@v3.20.1|gatekeeper|"
+)
+
 DEBIAN_PACKAGES=(docker-registry notary redis-server apache2-utils)
 # binaries each Debian package must provide
 DEBIAN_BINARIES=(docker-registry notary-server notary-signer notary redis-server htpasswd)
@@ -65,6 +76,59 @@ install_go_tool() {
   ln -sf "$keyed/$name" "$BIN_DIR/$name"
 }
 
+# Copies the replace directives of module@version's go.mod into the tools module in the current
+# directory, rewriting `./staging/src/<path>` targets to `<path> <staging version>`.
+copy_replaces() {
+  local modver="$1" staging="$2" gomod
+  gomod="$(go mod download -json "$modver" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+  [ -f "$gomod" ] || { log "no go.mod for $modver"; return 1; }
+  awk '
+    /^replace \($/ { inblock = 1; next }
+    inblock && /^\)/ { inblock = 0; next }
+    inblock { print; next }
+    /^replace / { sub(/^replace /, ""); print }
+  ' "$gomod" | while read -r from _arrow to ver; do
+    [ -n "$from" ] || continue
+    case "$to" in
+      ./staging/src/*)
+        [ -n "$staging" ] || { log "$modver replaces $from locally; give a staging version"; return 1; }
+        go mod edit -replace "$from=${to#./staging/src/}@$staging" ;;
+      ./* | ../*) ;; # local to upstream's checkout; not part of the published module graph
+      *) if [ -n "$ver" ]; then go mod edit -replace "$from=$to@$ver"; else go mod edit -replace "$from=$to"; fi ;;
+    esac
+  done
+}
+
+install_go_replace_tool() {
+  local package="$1" modver="$2" name="$3" staging="$4"
+  local version="${modver##*@}"
+  local keyed="$TOOLS_DIR/go/$name/$version"
+  if [ ! -x "$keyed/$name" ]; then
+    log "building $name $version ($package, this takes several minutes)"
+    local src="$keyed/src" started=$SECONDS
+    rm -rf "$src" && mkdir -p "$src"
+    (
+      cd "$src"
+      go mod init provenant-tools/"$name" >/dev/null 2>&1
+      copy_replaces "$modver" "$staging"
+      go get "$modver" >/dev/null
+      cat >tools.go <<GO
+//go:build tools
+
+package tools
+
+import _ "$package"
+GO
+      go mod tidy >/dev/null
+      CGO_ENABLED=0 nice -n 10 go build -p 1 -trimpath -o "$keyed/$name.tmp" "$package"
+    )
+    mv "$keyed/$name.tmp" "$keyed/$name"
+    rm -rf "$src"
+    log "built $name $version in $((SECONDS - started))s"
+  fi
+  ln -sf "$keyed/$name" "$BIN_DIR/$name"
+}
+
 main() {
   command -v go >/dev/null || { log "go is required to build the test tools"; exit 1; }
   install_debian
@@ -74,6 +138,14 @@ main() {
     if [ -n "$only" ] && [ "$only" != "$name" ]; then continue; fi
     install_go_tool "$package" "$version" "$name" "$envs"
   done
+  # The heavy end-to-end tools are built only when asked for: by name, or with `e2e`.
+  if [ -n "$only" ]; then
+    for entry in "${GO_REPLACE_TOOLS[@]}"; do
+      IFS='|' read -r package modver name staging <<<"$entry"
+      if [ "$only" != e2e ] && [ "$only" != "$name" ]; then continue; fi
+      install_go_replace_tool "$package" "$modver" "$name" "$staging"
+    done
+  fi
   log "tools ready in $BIN_DIR"
 }
 
