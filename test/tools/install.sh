@@ -99,6 +99,15 @@ copy_replaces() {
   done
 }
 
+# Starts the tools module's go.sum from upstream's: some pinned pseudo-versions (Gatekeeper's
+# cert-controller) are not in the public checksum database, and upstream's go.sum is the record of
+# what its maintainers built with. Entries for modules resolved differently are simply unused.
+seed_go_sum() {
+  local dir
+  dir="$(go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  if [ -f "$dir/go.sum" ]; then cat "$dir/go.sum" >>go.sum; fi
+}
+
 install_go_replace_tool() {
   local package="$1" modver="$2" name="$3" staging="$4"
   local version="${modver##*@}"
@@ -111,6 +120,7 @@ install_go_replace_tool() {
       cd "$src"
       go mod init provenant-tools/"$name" >/dev/null 2>&1
       copy_replaces "$modver" "$staging"
+      seed_go_sum "$modver"
       go get "$modver" >/dev/null
       cat >tools.go <<GO
 //go:build tools
