@@ -59,6 +59,8 @@ export async function startGatekeeper(cluster: KubeCluster): Promise<RunningGate
       '--metrics-addr=0',
       '--operation=webhook',
       '--operation=mutation-webhook',
+      // generate: the constraint CRD of each ConstraintTemplate is created by this operation.
+      '--operation=generate',
       '--external-data-provider-response-cache-ttl=1s',
       '--enable-k8s-native-validation=false',
       '--shutdown-delay=0',
