@@ -5,7 +5,7 @@
  * this Provenant). Pods are created, not run: there is no kubelet.
  */
 import { execFile } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
@@ -76,6 +76,7 @@ describe('Gatekeeper with Provenant', () => {
   let trusted: PushedManifest;
   let untrusted: PushedManifest;
   let constraints: Record<'deny' | 'warn', KubeObject>;
+  let dir: string;
 
   /** Replaces the active constraint with `next` and waits until Gatekeeper enforces it. */
   async function useConstraint(next: KubeObject, enforced: () => Promise<boolean>): Promise<void> {
@@ -94,7 +95,7 @@ describe('Gatekeeper with Provenant', () => {
     (await cluster.create(pod('probe', untrusted.reference), { dryRun: true })).status === 403;
 
   beforeAll(async () => {
-    const dir = await makeTempDir('e2e-gatekeeper');
+    dir = await makeTempDir('e2e-gatekeeper');
     registry = await startDistributionRegistry();
     trusted = await pushRandomImage(registry.url, 'trusted/app', 'v1');
     untrusted = await pushRandomImage(registry.url, 'untrusted/app', 'v1');
@@ -163,29 +164,30 @@ server:
     await gatekeeper?.stop();
     await cluster?.stop();
     await registry?.stop();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
   it('admits a Pod with a trusted tag and stores it pinned to the registry digest', async () => {
-    const created = await cluster.create(pod('trusted', trusted.reference));
+    const created = await cluster.create(pod('e2e-trusted', trusted.reference));
     expect(created.status, message(created.body)).toBe(201);
-    const stored = await cluster.get(pod('trusted', trusted.reference));
+    const stored = await cluster.get(pod('e2e-trusted', trusted.reference));
     expect(podImage(stored.body)).toBe(`${registry.host}/trusted/app:v1@${trusted.digest}`);
   });
 
   it('pins the Pod template of a Deployment', async () => {
-    const created = await cluster.create(deployment('trusted', trusted.reference));
+    const created = await cluster.create(deployment('e2e-trusted', trusted.reference));
     expect(created.status, message(created.body)).toBe(201);
-    const stored = await cluster.get(deployment('trusted', trusted.reference));
+    const stored = await cluster.get(deployment('e2e-trusted', trusted.reference));
     expect(templateImage(stored.body)).toBe(`${trusted.reference}@${trusted.digest}`);
   });
 
   it('denies a Pod with an untrusted image, naming the container and the image', async () => {
-    const res = await cluster.create(pod('untrusted', untrusted.reference));
+    const res = await cluster.create(pod('e2e-untrusted', untrusted.reference));
     expect(res.status).toBe(403);
     expect(message(res.body)).toContain('[verified-images]');
     expect(message(res.body)).toContain(`containers "app" has an untrusted image "${untrusted.reference}"`);
     expect(message(res.body)).toContain('POLICY_STATIC_DENY');
-    expect((await cluster.get(pod('untrusted', untrusted.reference))).status).toBe(404);
+    expect((await cluster.get(pod('e2e-untrusted', untrusted.reference))).status).toBe(404);
   });
 
   it('gives the verdicts provenant policy test gives on the samples', async () => {

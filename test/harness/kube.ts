@@ -92,7 +92,8 @@ export async function startKubeCluster(): Promise<KubeCluster> {
       const text = await res.body.text();
       const warning = res.headers['warning'];
       const warnings = (Array.isArray(warning) ? warning : warning === undefined ? [] : [warning]).map((w) =>
-        w.replace(/^\d{3} \S+ "(.*)"$/s, '$1'),
+        // RFC 7234 warn-text: 299 - "quoted text", with \" and \\ escaped.
+        w.replace(/^\d{3} \S+ "(.*)"$/s, '$1').replace(/\\(.)/g, '$1'),
       );
       let parsed: Record<string, unknown> = {};
       try {

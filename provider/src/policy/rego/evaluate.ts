@@ -34,7 +34,8 @@ export interface RegoViolation {
 }
 
 export class CompiledTemplate {
-  private readonly answers = new Map<string, ExternalDataResponse>();
+  /** Answers of the current violations() call; the builtin reads them synchronously. */
+  private answers = new Map<string, ExternalDataResponse>();
   private pending = new Map<string, ExternalDataRequest>();
 
   private constructor(
@@ -54,6 +55,7 @@ export class CompiledTemplate {
 
   /** The violations for one Gatekeeper input ({review, parameters}). */
   async violations(input: object, resolve: ExternalDataResolver): Promise<RegoViolation[]> {
+    this.answers = new Map();
     for (let pass = 0; pass < MAX_PASSES; pass++) {
       this.pending = new Map();
       const result = this.evaluate(input);
