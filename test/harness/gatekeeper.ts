@@ -55,6 +55,8 @@ export async function startGatekeeper(cluster: KubeCluster): Promise<RunningGate
       `--host=${LOOPBACK_HOST}`,
       `--cert-dir=${certDir}`,
       '--disable-cert-rotation',
+      // Gatekeeper names its status objects after its Pod; out of cluster it has none.
+      '--debug-use-fake-pod',
       `--health-addr=${LOOPBACK_HOST}:${healthPort}`,
       '--metrics-addr=0',
       '--operation=webhook',

@@ -10,7 +10,11 @@
 # registry down) means: "Fail" (default) denies, "Ignore" admits.
 package provenantverifiedimages
 
-import rego.v1
+# Gatekeeper reads `rego:` as Rego v0 and allows only future.keywords and data.lib imports (not
+# rego.v1); opa check --v0-v1 keeps this source valid as v1 too.
+import future.keywords.contains
+import future.keywords.if
+import future.keywords.in
 
 workload_kinds := {
 	"DaemonSet", "Deployment", "Job", "ReplicaSet", "ReplicationController", "StatefulSet",

@@ -32,6 +32,16 @@ describe('gatekeeper/templates', () => {
     });
     expect(template.rego).toBe(rego);
   });
+
+  it('import only what Gatekeeper allows in a template (future.keywords, data.lib)', () => {
+    for (const { target, text } of generateTemplates()) {
+      const imports = [...readTemplate(text, target).rego.matchAll(/^import\s+(\S+)/gm)].map((m) => m[1]);
+      expect(
+        imports.filter((i) => !/^(future\.keywords\b|data\.lib\b)/.test(i ?? '')),
+        target,
+      ).toEqual([]);
+    }
+  });
 });
 
 describe('readTemplate', () => {
