@@ -145,10 +145,11 @@ main() {
   local only="${1:-}"
   for entry in "${GO_TOOLS[@]}"; do
     IFS='|' read -r package version name envs <<<"$entry"
-    if [ -n "$only" ] && [ "$only" != "$name" ]; then continue; fi
+    if [ -n "$only" ] && [ "$only" != e2e ] && [ "$only" != "$name" ]; then continue; fi
     install_go_tool "$package" "$version" "$name" "$envs"
   done
-  # The heavy end-to-end tools are built only when asked for: by name, or with `e2e`.
+  # The heavy end-to-end tools are built only when asked for: by name, or with `e2e` (which installs
+  # everything, as the e2e suites also use the registries and opa).
   if [ -n "$only" ]; then
     for entry in "${GO_REPLACE_TOOLS[@]}"; do
       IFS='|' read -r package modver name staging <<<"$entry"
