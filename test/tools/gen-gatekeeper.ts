@@ -7,6 +7,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { format } from 'prettier';
 import { parse } from 'yaml';
 import { renderTemplate } from '../../provider/src/policy/rego/index.ts';
 
@@ -20,9 +21,10 @@ export interface GeneratedTemplate {
   readonly text: string;
 }
 
-export function generateTemplates(root = ROOT): GeneratedTemplate[] {
+/** The templates as the repository's formatter leaves them, so `prettier --check` and this agree. */
+export async function generateTemplates(root = ROOT): Promise<GeneratedTemplate[]> {
   const policiesDir = path.join(root, POLICIES_DIR);
-  return readdirSync(policiesDir, { withFileTypes: true })
+  const generated = readdirSync(policiesDir, { withFileTypes: true })
     .filter((d) => d.isDirectory() && existsSync(path.join(policiesDir, d.name, 'constraint.tmpl')))
     .map((d) => {
       const dir = path.join(POLICIES_DIR, d.name);
@@ -34,11 +36,12 @@ export function generateTemplates(root = ROOT): GeneratedTemplate[] {
         text: renderTemplate(tmpl, rego, `${dir}/src.rego`),
       };
     });
+  return Promise.all(generated.map(async (g) => ({ ...g, text: await format(g.text, { parser: 'yaml' }) })));
 }
 
-function main(check: boolean): number {
+async function main(check: boolean): Promise<number> {
   let stale = 0;
-  for (const { target, text } of generateTemplates()) {
+  for (const { target, text } of await generateTemplates()) {
     const file = path.join(ROOT, target);
     const current = existsSync(file) ? readFileSync(file, 'utf8') : undefined;
     if (current === text) continue;
@@ -54,5 +57,5 @@ function main(check: boolean): number {
 }
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  process.exitCode = main(process.argv.includes('--check'));
+  process.exitCode = await main(process.argv.includes('--check'));
 }

@@ -147,6 +147,29 @@ describe('provenant policy test', () => {
     expect(open.code).toBe(0);
   });
 
+  it('reports a registry outage as Provenant does, a system_error the constraint fails closed on', async () => {
+    const dir = await makeTempDir('policy-test-outage');
+    try {
+      const config = path.join(dir, 'config.yaml');
+      await writeFile(
+        config,
+        `validators:\n  - { name: allow, type: static, approve: true }\npolicy:\n  - { pattern: "*:*", validator: allow }\nregistries:\n  - { host: "127.0.0.1:1", insecure: true }\n`,
+      );
+      const manifest = path.join(dir, 'pod.yaml');
+      await writeFile(
+        manifest,
+        'apiVersion: v1\nkind: Pod\nmetadata: { name: p, namespace: default }\nspec:\n  containers: [{ name: app, image: "127.0.0.1:1/app:v1" }]\n',
+      );
+      const r = await provenant(['--template', TEMPLATE, manifest, '--config', config]);
+      expect(r.stdout).toMatch(
+        /^denied +Pod\/default\/p\n.*containers "app": image "127\.0\.0\.1:1\/app:v1" could not be verified, Provenant is unavailable: REGISTRY_UNREACHABLE: /m,
+      );
+      expect(r.code).toBe(1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('exits 2 with a clear message when opa is missing', async () => {
     const r = await provenant(['--template', TEMPLATE, `${SAMPLES}/verified-images/example_allowed.yaml`], {
       PROVENANT_OPA: '/nonexistent/opa',
