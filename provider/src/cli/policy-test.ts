@@ -16,7 +16,8 @@ import {
   type ObjectResult,
   type SuiteCaseResult,
 } from '../policy/rego/index.ts';
-import { Runtime, type Verdict } from '../service/index.ts';
+import { renderMutate, renderVerify, type Render } from '../http/index.ts';
+import { Runtime } from '../service/index.ts';
 import type { Parsed } from './args.ts';
 import { loadConfig } from './load.ts';
 
@@ -24,16 +25,7 @@ export const EXIT_NO_VIOLATIONS = 0;
 export const EXIT_VIOLATIONS = 1;
 
 /** Provider names of gatekeeper/provider.yaml and what each answers (the /v1/verify and /v1/mutate values). */
-const PROVIDERS: Record<string, (v: Verdict) => unknown> = {
-  provenant: (v) => ({
-    image: v.image,
-    digest: v.digest,
-    validator: v.validator,
-    signers: v.signers,
-    rule: v.rule,
-  }),
-  'provenant-mutate': (v) => v.pinned,
-};
+const PROVIDERS: Record<string, Render> = { provenant: renderVerify, 'provenant-mutate': renderMutate };
 
 export const UNAVAILABLE_MESSAGE =
   'provenant policy test --unavailable: Provenant is unreachable (simulated, as when Gatekeeper cannot connect)';
