@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: fast unit tests (mirroring provider/src) and integration suites that start
-// real tools (registries, notary, opa...) from the cache that test/tools/install.sh fills.
+// Three projects: fast unit tests (mirroring provider/src), integration suites that start real
+// tools (registries, notary, opa...) from the cache that test/tools/install.sh fills, and end-to-end
+// suites that also run a Kubernetes API and Gatekeeper (`install.sh e2e` builds them).
 export default defineConfig({
   test: {
     projects: [
@@ -14,6 +15,18 @@ export default defineConfig({
           hookTimeout: 180_000,
           globalSetup: ['test/harness/global-setup.ts'],
           pool: 'forks',
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 600_000,
+          globalSetup: ['test/harness/global-setup-e2e.ts'],
+          pool: 'forks',
+          // One cluster at a time: each suite runs etcd, kube-apiserver and Gatekeeper.
+          poolOptions: { forks: { singleFork: true } },
         },
       },
     ],

@@ -5,8 +5,8 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "tools (real registries, notary, cosign, notation, opa, crane) into ${PROVENANT_TOOLS_DIR:-$HOME/.cache/provenant/tools}"
-bash test/tools/install.sh
+step "tools (registries, notary, token server, cosign, notation, opa, crane, redis, etcd, kube-apiserver, gatekeeper) into ${PROVENANT_TOOLS_DIR:-$HOME/.cache/provenant/tools}"
+bash test/tools/install.sh e2e
 step "format (prettier --check)"
 npx prettier --check . --log-level warn
 step "lint (eslint, type-aware)"
@@ -17,3 +17,5 @@ step "unit tests"
 npx vitest run --project unit
 step "integration tests (real tools on loopback)"
 npx vitest run --project integration
+step "end-to-end tests (etcd, kube-apiserver, Gatekeeper and Provenant on loopback)"
+npx vitest run --project e2e

@@ -11,7 +11,12 @@ const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..
 const INSTALL_SCRIPT = path.join('test', 'tools', 'install.sh');
 
 export default async function setup(): Promise<void> {
-  const exit = await runInstallScript();
+  await installTools([]);
+}
+
+/** `args` selects tools, e.g. ['e2e'] for etcd, kube-apiserver and Gatekeeper (see install.sh). */
+export async function installTools(args: string[]): Promise<void> {
+  const exit = await runInstallScript(args);
   if (exit.code !== 0) {
     // Fail the whole run loudly: a suite without its tools would only report confusing spawn errors.
     throw new Error(
@@ -27,9 +32,9 @@ interface Exit {
 }
 
 /** Runs the script with inherited stdio so its progress (builds can take minutes) is visible. */
-function runInstallScript(): Promise<Exit> {
+function runInstallScript(args: string[]): Promise<Exit> {
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', [INSTALL_SCRIPT], { cwd: REPO_ROOT, stdio: 'inherit' });
+    const child = spawn('bash', [INSTALL_SCRIPT, ...args], { cwd: REPO_ROOT, stdio: 'inherit' });
     child.once('error', reject);
     child.once('exit', (code, signal) => resolve({ code, signal }));
   });

@@ -51,15 +51,17 @@ export async function issueCert(
   dir: string,
   ca: CertFiles,
   name: string,
-  usage: 'server' | 'client',
+  usage: 'server' | 'client' | 'server-and-client',
 ): Promise<CertFiles> {
   const ext = path.join(dir, `${name}.ext`);
-  await writeFile(
-    ext,
-    usage === 'server'
-      ? 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n'
-      : 'extendedKeyUsage=clientAuth\n',
-  );
+  // server-and-client: Gatekeeper presents its webhook serving certificate to providers as a client.
+  const extensions = {
+    server: 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n',
+    client: 'extendedKeyUsage=clientAuth\n',
+    'server-and-client':
+      'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n',
+  };
+  await writeFile(ext, extensions[usage]);
   const key = path.join(dir, `${name}.key`);
   const csr = path.join(dir, `${name}.csr`);
   await run('openssl', [

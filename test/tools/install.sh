@@ -24,6 +24,17 @@ GO_TOOLS=(
   "github.com/docker/distribution/contrib/token-server|v2.8.3+incompatible|token-server||github.com/gorilla/mux@v1.8.1 github.com/sirupsen/logrus@v1.9.3 golang.org/x/crypto@v0.31.0 github.com/docker/libtrust@v0.0.0-20160708172513-aabc10ec26b7"
 )
 
+# Heavy tools for the end-to-end suite, built through a tools module that carries `replace` lines.
+# package to build | module@version it comes from | binary name | staging version (see below)
+# kube-apiserver's module pins its staging modules (k8s.io/api, ...) to v0.0.0 and replaces them with
+# local paths; those become `k8s.io/<staging> => k8s.io/<staging> <staging version>` here. Replaces
+# that already name a version are copied unchanged.
+GO_REPLACE_TOOLS=(
+  "go.etcd.io/etcd/server/v3|go.etcd.io/etcd/server/v3@v3.6.5|etcd|"
+  "k8s.io/kubernetes/cmd/kube-apiserver|k8s.io/kubernetes@v1.34.2|kube-apiserver|v0.34.2"
+  "github.com/open-policy-agent/gatekeeper/v3|github.com/open-policy-agent/gatekeeper/v3@v3.20.1|gatekeeper|"
+)
+
 DEBIAN_PACKAGES=(docker-registry notary redis-server apache2-utils)
 # binaries each Debian package must provide
 DEBIAN_BINARIES=(docker-registry notary-server notary-signer notary redis-server htpasswd)
@@ -70,15 +81,87 @@ install_go_tool() {
   ln -sf "$keyed/$name" "$BIN_DIR/$name"
 }
 
+# Copies the replace directives of module@version's go.mod into the tools module in the current
+# directory, rewriting `./staging/src/<path>` targets to `<path> <staging version>`.
+copy_replaces() {
+  local modver="$1" staging="$2" gomod
+  gomod="$(go mod download -json "$modver" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+  [ -f "$gomod" ] || { log "no go.mod for $modver"; return 1; }
+  awk '
+    /^replace \($/ { inblock = 1; next }
+    inblock && /^\)/ { inblock = 0; next }
+    inblock { print; next }
+    /^replace / { sub(/^replace /, ""); print }
+  ' "$gomod" | while read -r from _arrow to ver; do
+    [ -n "$from" ] || continue
+    case "$to" in
+      ./staging/src/*)
+        [ -n "$staging" ] || { log "$modver replaces $from locally; give a staging version"; return 1; }
+        go mod edit -replace "$from=${to#./staging/src/}@$staging" ;;
+      ./* | ../*) ;; # local to upstream's checkout; not part of the published module graph
+      *) if [ -n "$ver" ]; then go mod edit -replace "$from=$to@$ver"; else go mod edit -replace "$from=$to"; fi ;;
+    esac
+  done
+}
+
+# Starts the tools module's go.sum from upstream's: some pinned pseudo-versions (Gatekeeper's
+# cert-controller) are not in the public checksum database, and upstream's go.sum is the record of
+# what its maintainers built with. Entries for modules resolved differently are simply unused.
+seed_go_sum() {
+  local dir
+  dir="$(go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  if [ -f "$dir/go.sum" ]; then cat "$dir/go.sum" >>go.sum; fi
+}
+
+install_go_replace_tool() {
+  local package="$1" modver="$2" name="$3" staging="$4"
+  local version="${modver##*@}"
+  local keyed="$TOOLS_DIR/go/$name/$version"
+  if [ ! -x "$keyed/$name" ]; then
+    log "building $name $version ($package, this takes several minutes)"
+    local src="$keyed/src" started=$SECONDS
+    rm -rf "$src" && mkdir -p "$src"
+    (
+      cd "$src"
+      go mod init provenant-tools/"$name" >/dev/null 2>&1
+      copy_replaces "$modver" "$staging"
+      seed_go_sum "$modver"
+      go get "$modver" >/dev/null
+      cat >tools.go <<GO
+//go:build tools
+
+package tools
+
+import _ "$package"
+GO
+      go mod tidy >/dev/null
+      CGO_ENABLED=0 nice -n 10 go build -p 1 -trimpath -o "$keyed/$name.tmp" "$package"
+    )
+    mv "$keyed/$name.tmp" "$keyed/$name"
+    rm -rf "$src"
+    log "built $name $version in $((SECONDS - started))s"
+  fi
+  ln -sf "$keyed/$name" "$BIN_DIR/$name"
+}
+
 main() {
   command -v go >/dev/null || { log "go is required to build the test tools"; exit 1; }
   install_debian
   local only="${1:-}"
   for entry in "${GO_TOOLS[@]}"; do
     IFS='|' read -r package version name envs extra <<<"$entry"
-    if [ -n "$only" ] && [ "$only" != "$name" ]; then continue; fi
+    if [ -n "$only" ] && [ "$only" != e2e ] && [ "$only" != "$name" ]; then continue; fi
     install_go_tool "$package" "$version" "$name" "$envs" "$extra"
   done
+  # The heavy end-to-end tools are built only when asked for: by name, or with `e2e` (which installs
+  # everything, as the e2e suites also use the registries and opa).
+  if [ -n "$only" ]; then
+    for entry in "${GO_REPLACE_TOOLS[@]}"; do
+      IFS='|' read -r package modver name staging <<<"$entry"
+      if [ "$only" != e2e ] && [ "$only" != "$name" ]; then continue; fi
+      install_go_replace_tool "$package" "$modver" "$name" "$staging"
+    done
+  fi
   log "tools ready in $BIN_DIR"
 }
 

@@ -4,10 +4,17 @@ import { parseArgs } from 'node:util';
 export const USAGE = `Usage:
   provenant serve [--config FILE] [--port N]
   provenant verify IMAGE... [--config FILE] [--json]
+  provenant policy test --template FILE [--constraint FILE]... MANIFEST... [--config FILE] [--json] [--unavailable]
+  provenant policy test --suite FILE [--config FILE] [--json] [--unavailable]
   provenant --help
 
 serve    run the external data provider over HTTPS (no --config: embedded development config)
-verify   verify images with the same code path as the server; exit 0 trusted, 1 not trusted, 2 error`;
+verify   verify images with the same code path as the server; exit 0 trusted, 1 not trusted, 2 error
+policy test
+         evaluate a Gatekeeper ConstraintTemplate (compiled to WASM with opa from PATH or PROVENANT_OPA)
+         against manifests, or run a gator suite.yaml, with external_data answered by this config's
+         verification; --unavailable answers as if Provenant were down. Exit 0 no violations (suite:
+         every case passed), 1 violations (suite: a case failed), 2 error`;
 
 export interface Parsed {
   readonly command: string | undefined;
@@ -16,6 +23,10 @@ export interface Parsed {
   readonly port: number | undefined;
   readonly json: boolean;
   readonly help: boolean;
+  readonly template: string | undefined;
+  readonly constraints: string[];
+  readonly suite: string | undefined;
+  readonly unavailable: boolean;
 }
 
 export function parseCommandLine(argv: string[]): Parsed {
@@ -27,6 +38,10 @@ export function parseCommandLine(argv: string[]): Parsed {
       config: { type: 'string', short: 'c' },
       port: { type: 'string', short: 'p' },
       json: { type: 'boolean', default: false },
+      template: { type: 'string' },
+      constraint: { type: 'string', multiple: true },
+      suite: { type: 'string' },
+      unavailable: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -41,5 +56,9 @@ export function parseCommandLine(argv: string[]): Parsed {
     port,
     json: values.json,
     help: values.help,
+    template: values.template,
+    constraints: values.constraint ?? [],
+    suite: values.suite,
+    unavailable: values.unavailable,
   };
 }

@@ -17,19 +17,20 @@ import {
   type ProviderResponse,
 } from './schemas.ts';
 
-type Render = (verdict: Verdict) => unknown;
+export type Render = (verdict: Verdict) => unknown;
 
 /** How each answered request went (ok, item_errors, system_error), for the request metrics. */
 export const requestOutcome = new WeakMap<object, string>();
 
-const renderVerify: Render = (v) => ({
+/** The item values of /v1/verify and /v1/mutate (also what `provenant policy test` answers). */
+export const renderVerify: Render = (v) => ({
   image: v.image,
   digest: v.digest,
   validator: v.validator,
   signers: v.signers,
   rule: v.rule,
 });
-const renderMutate: Render = (v) => v.pinned;
+export const renderMutate: Render = (v) => v.pinned;
 
 export function registerProviderRoutes(app: FastifyInstance, runtime: Runtime): void {
   const route = (url: string, render: Render, response: object): void => {

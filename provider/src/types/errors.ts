@@ -23,6 +23,20 @@ export const ERROR_CODES = {
   POLICY_NO_MATCHING_RULE: { transient: false, summary: 'No policy rule pattern matches the image.' },
   POLICY_VALIDATOR_NOT_FOUND: { transient: false, summary: 'The matching rule names an unknown validator.' },
   POLICY_STATIC_DENY: { transient: false, summary: 'A static validator with approve: false matched.' },
+  // `provenant policy test` (Rego compiled to WASM, evaluated offline).
+  POLICY_TEST_OPA_MISSING: {
+    transient: false,
+    summary: 'The opa binary needed to compile Rego is not found.',
+  },
+  POLICY_TEST_COMPILE_FAILED: {
+    transient: false,
+    summary: 'opa could not compile the template Rego to WASM.',
+  },
+  POLICY_TEST_INVALID_INPUT: {
+    transient: false,
+    summary: 'A template, constraint, manifest or suite file is not what policy test expects.',
+  },
+  POLICY_TEST_EVALUATION_FAILED: { transient: false, summary: 'The compiled Rego failed while evaluating.' },
   // Registry traffic (OCI distribution API).
   REGISTRY_UNREACHABLE: { transient: true, summary: 'The registry could not be connected to.' },
   REGISTRY_TIMEOUT: { transient: true, summary: 'The registry did not answer in time.' },
