@@ -7,7 +7,10 @@ import { compilePattern, PatternSyntaxError } from '../policy/index.ts';
 import type { Config, RuleConfig, TrustRootConfig, ValidatorConfig, ValidatorType } from './schema.ts';
 
 /** Validator types this build can verify. A config naming any other type is refused, never ignored. */
-export const SUPPORTED_VALIDATOR_TYPES: ReadonlySet<ValidatorType> = new Set<ValidatorType>(['static']);
+export const SUPPORTED_VALIDATOR_TYPES: ReadonlySet<ValidatorType> = new Set<ValidatorType>([
+  'static',
+  'cosign',
+]);
 
 export function semanticProblems(config: Config): string[] {
   return [

@@ -6,6 +6,7 @@ import type { Config } from '../config/index.ts';
 import { MemoryCache } from '../cache/index.ts';
 import type { Metrics } from '../observability/index.ts';
 import { RegistryClient } from '../registry/index.ts';
+import { SigstoreTrust } from '../trust/sigstore/index.ts';
 import { Verifier, type CachedOutcome } from './verifier.ts';
 
 export class Runtime {
@@ -53,9 +54,11 @@ export class Runtime {
   private build(config: Config): { config: Config; verifier: Verifier; registry: RegistryClient } {
     const registry = new RegistryClient({ registries: config.registries, ...config.network });
     // A new generation keys the cache afresh: verdicts of the old policy are never served.
+    const sigstore =
+      config.sigstore?.trustedRoot === undefined ? undefined : new SigstoreTrust(config.sigstore);
     const verifier = new Verifier(
       config,
-      { registry, cache: this.cache, metrics: this.metrics },
+      { registry, sigstore, cache: this.cache, metrics: this.metrics },
       this.generation++,
     );
     return { config, verifier, registry };

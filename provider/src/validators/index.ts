@@ -1,21 +1,32 @@
 /** Validators are plug-ins chosen by `type`; each lives in its own folder. */
 import type { ValidatorConfig } from '../config/index.ts';
 import type { RegistryClient } from '../registry/index.ts';
+import { SigstoreTrust } from '../trust/sigstore/index.ts';
+import { CosignValidator } from './cosign/cosign.ts';
 import { StaticValidator } from './static/static.ts';
 import type { Validator } from './types.ts';
 
 export type { Validator, ValidationRequest, Validated } from './types.ts';
 export { StaticValidator } from './static/static.ts';
+export { CosignValidator } from './cosign/cosign.ts';
 
 export interface ValidatorDeps {
   readonly registry: RegistryClient;
+  /** Sigstore trusted root for keyless cosign roots and transparency logs; default public-good. */
+  readonly sigstore?: SigstoreTrust | undefined;
 }
+
+let publicGood: SigstoreTrust | undefined;
 
 export function createValidator(config: ValidatorConfig, deps: ValidatorDeps): Validator {
   switch (config.type) {
     case 'static':
       return new StaticValidator(config.name, config.approve, deps.registry);
     case 'cosign':
+      return new CosignValidator(config, {
+        registry: deps.registry,
+        sigstore: deps.sigstore ?? (publicGood ??= new SigstoreTrust()),
+      });
     case 'notaryv1':
     case 'notation':
       // Config loading refuses these types until they are implemented (SUPPORTED_VALIDATOR_TYPES).

@@ -1,0 +1,75 @@
+/**
+ * Sigstore trust material (Fulcio CAs, Rekor and CT log keys, TSAs) as a `TrustedRoot`
+ * (protobuf-specs `dev.sigstore.trustroot.v1.TrustedRoot`, media type
+ * `application/vnd.dev.sigstore.trustedroot+json;version=0.1`). Sources, in order of preference:
+ * - `sigstore.trustedRoot`: a static trusted_root.json for a private Sigstore deployment;
+ * - otherwise the public-good root embedded in @sigstore/tuf (its TUF seed), so verification works
+ *   offline from the first request.
+ * Nothing here touches the network; TUF refreshes (if configured) replace the root in the background.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { TrustedRoot } from '@sigstore/protobuf-specs';
+import { toTrustMaterial, type KeyFinderFunc, type TrustMaterial } from '@sigstore/verify';
+
+const PUBLIC_GOOD_MIRROR = 'https://tuf-repo-cdn.sigstore.dev';
+const TRUSTED_ROOT_MEDIA_TYPE_PREFIX = 'application/vnd.dev.sigstore.trustedroot';
+
+export class TrustedRootError extends Error {
+  override readonly name = 'TrustedRootError';
+}
+
+/** Parses trusted_root.json text; untrusted input enters through this guard only. */
+export function parseTrustedRoot(text: string, source: string): TrustedRoot {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new TrustedRootError(`${source} is not JSON: expected a Sigstore trusted_root.json`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new TrustedRootError(`${source} is not a JSON object: expected a Sigstore trusted_root.json`);
+  }
+  const mediaType = (json as Record<string, unknown>)['mediaType'];
+  if (typeof mediaType !== 'string' || !mediaType.startsWith(TRUSTED_ROOT_MEDIA_TYPE_PREFIX)) {
+    throw new TrustedRootError(
+      `${source} has mediaType ${JSON.stringify(mediaType ?? null)}: expected ${TRUSTED_ROOT_MEDIA_TYPE_PREFIX}+json;version=0.1`,
+    );
+  }
+  try {
+    return TrustedRoot.fromJSON(json);
+  } catch (err) {
+    throw new TrustedRootError(`${source} is not a valid trusted root: ${(err as Error).message}`);
+  }
+}
+
+export function loadTrustedRootFile(path: string): TrustedRoot {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new TrustedRootError(`cannot read trusted root ${path}: ${(err as Error).message}`);
+  }
+  return parseTrustedRoot(text, path);
+}
+
+/** The public-good trusted root that ships with @sigstore/tuf as its TUF seed target. */
+export function embeddedPublicGoodRoot(): TrustedRoot {
+  const require = createRequire(import.meta.url);
+  const seeds = require('@sigstore/tuf/seeds.json') as Record<
+    string,
+    { targets?: Record<string, string> } | undefined
+  >;
+  const encoded = seeds[PUBLIC_GOOD_MIRROR]?.targets?.['trusted_root.json'];
+  if (encoded === undefined)
+    throw new TrustedRootError('@sigstore/tuf has no embedded public-good trusted root');
+  return parseTrustedRoot(
+    Buffer.from(encoded, 'base64').toString('utf8'),
+    '@sigstore/tuf seed trusted_root.json',
+  );
+}
+
+/** Trust material for @sigstore/verify; `keys` resolves a bundle's public-key hint (key-based roots). */
+export function trustMaterial(root: TrustedRoot, keys?: KeyFinderFunc): TrustMaterial {
+  return toTrustMaterial(root, keys);
+}
