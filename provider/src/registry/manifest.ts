@@ -95,7 +95,10 @@ function parseDescriptor(value: unknown, at: string, bad: (found: string) => Pro
     size,
     artifactType: typeof d['artifactType'] === 'string' ? d['artifactType'] : undefined,
     annotations: parseAnnotations(d['annotations']),
-    platform: typeof platform === 'object' && platform !== null ? platform : undefined,
+    platform:
+      typeof platform === 'object' && platform !== null
+        ? (platform)
+        : undefined,
   };
 }
 
