@@ -29,20 +29,22 @@ export function parseSimpleSigning(payload: Buffer): SignedClaim | undefined {
   return { digests: [digest], dockerReference: typeof reference === 'string' ? reference : undefined };
 }
 
-/** An in-toto Statement (v0.1 or v1) with the predicate type it must carry. */
+/** An in-toto Statement (v0.1 or v1), with the predicate type it must carry if one is given. */
 export function parseStatement(
   payload: Buffer,
-  predicateType: string,
-): (SignedClaim & { readonly predicate: unknown }) | undefined {
+  predicateType: string | undefined,
+): (SignedClaim & { readonly predicateType: string; readonly predicate: unknown }) | undefined {
   const json = parseObject(payload);
-  if (json === undefined || json['predicateType'] !== predicateType) return undefined;
+  const type = json?.['predicateType'];
+  if (json === undefined || typeof type !== 'string') return undefined;
+  if (predicateType !== undefined && type !== predicateType) return undefined;
   const subjects = json['subject'];
   if (!Array.isArray(subjects)) return undefined;
   const digests = subjects
     .map((s) => asObject(asObject(s)?.['digest'])?.['sha256'])
     .filter((d): d is string => typeof d === 'string' && SHA256_HEX.test(d))
     .map((hex) => `sha256:${hex}`);
-  return { digests, dockerReference: undefined, predicate: json['predicate'] };
+  return { digests, dockerReference: undefined, predicateType: type, predicate: json['predicate'] };
 }
 
 function parseObject(bytes: Buffer): Record<string, unknown> | undefined {

@@ -149,6 +149,39 @@ function checkBundle(sig: BundleSignature, root: RootMaterial, opts: CheckOption
   return { ok: true };
 }
 
+/**
+ * A keyless Sigstore bundle over an artifact: a message signature over `artifact.bytes`, or a DSSE
+ * in-toto statement whose subject names `artifact.digest` (with `predicateType` when given). This is
+ * how blobs and attestations are verified; image signatures go through checkSignature.
+ */
+export function checkArtifactBundle(
+  bundle: Bundle,
+  artifact: { readonly bytes?: Buffer | undefined; readonly digest: string },
+  root: Extract<RootMaterial, { kind: 'keyless' }>,
+  opts: Omit<CheckOptions, 'digest'>,
+  predicateType?: string,
+): Check {
+  const options = { ...opts, digest: artifact.digest };
+  if (bundle.content.$case === 'messageSignature') {
+    if (artifact.bytes === undefined)
+      return fail('malformed', 'a message signature needs the artifact itself');
+    return verifyKeyless(bundle, artifact.bytes, root, options);
+  }
+  const keyless = verifyKeyless(bundle, undefined, root, options);
+  if (!keyless.ok) return keyless;
+  const envelope = bundle.content.dsseEnvelope;
+  const claim =
+    envelope.payloadType === IN_TOTO_PAYLOAD_TYPE
+      ? parseStatement(envelope.payload, predicateType)
+      : undefined;
+  if (claim === undefined)
+    return fail(
+      'malformed',
+      `the DSSE payload is not an in-toto statement${predicateType === undefined ? '' : ` with predicate ${predicateType}`}`,
+    );
+  return checkDigest(claim, artifact.digest);
+}
+
 function checkDigest(claim: SignedClaim, digest: string): Check {
   if (claim.digests.includes(digest)) return { ok: true };
   const found = claim.digests.length === 0 ? 'no digest' : claim.digests.join(', ');
