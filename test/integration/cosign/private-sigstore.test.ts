@@ -1,0 +1,163 @@
+/**
+ * A private Sigstore deployment configured as `sigstore.trustedRoot`: keyless signatures whose
+ * certificates chain to its CA and whose SETs its log key signed are admitted; the public-good ones
+ * (and the public-good root for private signatures) are not.
+ */
+import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../../provider/src/config/index.ts';
+import { Runtime, type Outcome } from '../../../provider/src/service/index.ts';
+import { loadTrustedRootFile } from '../../../provider/src/trust/sigstore/index.ts';
+import type { LegacySignature } from '../../../provider/src/validators/cosign/signatures.ts';
+import { checkSignature } from '../../../provider/src/validators/cosign/verify.ts';
+import { pushRandomImage } from '../../harness/images.ts';
+import {
+  issueSigningCert,
+  keylessSignature,
+  makePrivateSigstore,
+  pushLegacySignatures,
+  type PrivateSigstore,
+  type SigningIdentity,
+} from '../../harness/private-sigstore.ts';
+import { makeTempDir } from '../../harness/process.ts';
+import { PROJECT_ROOT } from '../../harness/provenant.ts';
+import { startDistributionRegistry, type RegistryServer } from '../../harness/registry.ts';
+
+const ISSUER = 'https://oidc.private.test';
+const PUBLIC_GOOD = path.resolve(PROJECT_ROOT, '../shared/fixtures/sigstore');
+
+describe('cosign validator with a private Sigstore trusted root', () => {
+  let registry: RegistryServer;
+  let dir: string;
+  let sigstore: PrivateSigstore;
+  let alice: SigningIdentity;
+  let mallory: SigningIdentity;
+  let runtime: Runtime;
+
+  async function signedImage(repository: string, signer: SigningIdentity): Promise<string> {
+    const image = await pushRandomImage(registry.url, repository, 'v1');
+    const sig = keylessSignature(sigstore, signer, `${registry.host}/${repository}`, image.digest);
+    await pushLegacySignatures(registry.url, repository, image.digest, [sig]);
+    return image.digest;
+  }
+
+  async function verify(reference: string): Promise<Outcome> {
+    return runtime.verifier.verify(reference);
+  }
+
+  beforeAll(async () => {
+    [registry, dir] = await Promise.all([startDistributionRegistry(), makeTempDir('private-sigstore')]);
+    sigstore = await makePrivateSigstore(dir);
+    [alice, mallory] = await Promise.all([
+      issueSigningCert(sigstore, 'alice', 'alice@acme.test', ISSUER),
+      issueSigningCert(sigstore, 'mallory', 'mallory@evil.test', ISSUER),
+    ]);
+    const yaml = `
+validators:
+  - { name: deny, type: static, approve: false }
+  - name: private
+    type: cosign
+    trustRoots:
+      - { name: alice, keyless: { issuer: "${ISSUER}", subjectRegex: "^alice@acme\\\\.test$" } }
+policy:
+  - { pattern: "*:*", validator: deny }
+  - { pattern: "${registry.host}/*", validator: private, with: { trustRoot: alice, verifySCT: false } }
+registries:
+  - { host: "${registry.host}", insecure: true }
+sigstore:
+  trustedRoot: trusted_root.json
+`;
+    // A relative path: resolved against the config file's directory, as for every file the config names.
+    runtime = new Runtime(parseConfig(yaml, path.join(dir, 'config.yaml'), dir), 'private sigstore test');
+  });
+
+  afterAll(async () => {
+    await runtime?.close();
+    await registry?.stop();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('admits a keyless signature whose certificate chains to the private CA and whose SET the private log signed', async () => {
+    const digest = await signedImage('team/app', alice);
+    const outcome = await verify(`${registry.host}/team/app:v1`);
+    expect(outcome.ok ? outcome.verdict : outcome.error.message).toMatchObject({
+      digest,
+      signers: ['alice'],
+    });
+  });
+
+  it('rejects a certificate for another identity with COSIGN_IDENTITY_MISMATCH naming the image', async () => {
+    await signedImage('team/mallory', mallory);
+    const outcome = await verify(`${registry.host}/team/mallory:v1`);
+    expect(outcome.ok).toBe(false);
+    if (outcome.ok) return;
+    expect(outcome.error.code).toBe('COSIGN_IDENTITY_MISMATCH');
+    expect(outcome.error.message).toContain(`${registry.host}/team/mallory:v1`);
+    expect(outcome.error.message).toContain('mallory@evil.test');
+  });
+
+  it('rejects the public-good legacy signature: its certificate does not chain to the private CA', () => {
+    const extracted = (f: string): string =>
+      readFileSync(path.join(PUBLIC_GOOD, 'cosign-legacy/fulcio-rekor-valid/extracted', f), 'utf8');
+    const publicSig: LegacySignature = {
+      kind: 'legacy',
+      source: 'public-good fixture',
+      payload: Buffer.from(extracted('payload.json')),
+      signature: extracted('signature.b64'),
+      certificate: extracted('certificate.pem'),
+      chain: extracted('chain.pem'),
+      rekorBundle: extracted('bundle.json'),
+    };
+    const root = {
+      name: 'mitr',
+      kind: 'keyless' as const,
+      identity: { subject: 'mitr@redhat.com', issuer: 'https://github.com/login/oauth' },
+    };
+    const options = (trustedRoot: string) => ({
+      digest: 'sha256:0489474da8ea22426ece86ace6c1c0026ab2fd3cdfbbd62b7e94650266c37d9a',
+      verifyTlog: true,
+      verifySct: false,
+      trustedRoot: () => loadTrustedRootFile(trustedRoot),
+    });
+    // The same signature passes under public-good, so only the trusted root differs.
+    expect(
+      checkSignature(publicSig, root, options(path.join(PUBLIC_GOOD, 'trust/public-good/trusted_root.json'))),
+    ).toEqual({
+      ok: true,
+    });
+    const check = checkSignature(publicSig, root, options(sigstore.trustedRootPath));
+    expect(check.ok ? 'pass' : check.failure).toBe('certificate');
+  });
+
+  it('rejects a private signature under the public-good root with COSIGN_CERTIFICATE_INVALID', async () => {
+    const digest = await signedImage('team/public-root', alice);
+    const publicRuntime = new Runtime(
+      parseConfig(
+        `
+validators:
+  - name: public
+    type: cosign
+    trustRoots:
+      - { name: alice, keyless: { issuer: "${ISSUER}", subject: alice@acme.test } }
+policy:
+  - { pattern: "*:*", validator: public, with: { trustRoot: alice, verifySCT: false } }
+registries:
+  - { host: "${registry.host}", insecure: true }
+sigstore:
+  trustedRoot: ${path.join(PUBLIC_GOOD, 'trust/public-good/trusted_root.json')}
+`,
+        'public root test',
+        dir,
+      ),
+      'public root test',
+    );
+    try {
+      const outcome = await publicRuntime.verifier.verify(`${registry.host}/team/public-root@${digest}`);
+      expect(outcome.ok ? 'admitted' : outcome.error.code).toBe('COSIGN_CERTIFICATE_INVALID');
+    } finally {
+      await publicRuntime.close();
+    }
+  });
+});
