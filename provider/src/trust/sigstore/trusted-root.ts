@@ -69,7 +69,16 @@ export function embeddedPublicGoodRoot(): TrustedRoot {
   );
 }
 
+/** Parsed certificates and keys per trusted root: parsing them costs more than a verification. */
+const materials = new WeakMap<TrustedRoot, TrustMaterial>();
+
 /** Trust material for @sigstore/verify; `keys` resolves a bundle's public-key hint (key-based roots). */
 export function trustMaterial(root: TrustedRoot, keys?: KeyFinderFunc): TrustMaterial {
-  return toTrustMaterial(root, keys);
+  if (keys !== undefined) return { ...trustMaterial(root), publicKey: keys };
+  let material = materials.get(root);
+  if (material === undefined) {
+    material = toTrustMaterial(root);
+    materials.set(root, material);
+  }
+  return material;
 }

@@ -216,12 +216,11 @@ function verifyKeyTlog(
   root: Extract<RootMaterial, { kind: 'key' }>,
   opts: CheckOptions,
 ): Check {
-  const base = trustMaterial(opts.trustedRoot());
-  const material: TrustMaterial = {
-    ...base,
-    // Whatever hint the bundle carries, the only acceptable key is this root's.
-    publicKey: () => ({ publicKey: root.key.key, validFor: () => true }),
-  };
+  // Whatever hint the bundle carries, the only acceptable key is this root's.
+  const material: TrustMaterial = trustMaterial(opts.trustedRoot(), () => ({
+    publicKey: root.key.key,
+    validFor: () => true,
+  }));
   const verifier = new Verifier(material, { tlogThreshold: 1, ctlogThreshold: 0, timestampThreshold: 0 });
   try {
     verifier.verify(toSignedEntity(bundle, artifact));
