@@ -25,7 +25,7 @@ export interface CosignKey {
   readonly publicKey: string;
 }
 
-export type KeyKind = 'ecdsa-p256' | 'ecdsa-p384' | 'ecdsa-p521' | 'rsa';
+export type KeyKind = 'ecdsa-p256' | 'ecdsa-p384' | 'ecdsa-p521' | 'rsa' | 'ed25519';
 
 async function cosign(args: readonly string[], cwd?: string): Promise<string> {
   try {
@@ -55,20 +55,13 @@ export async function cosignKeyPair(
 }
 
 function privateKeyPem(kind: Exclude<KeyKind, 'ecdsa-p256'>): string {
-  const encoding = { privateKeyEncoding: { type: 'pkcs8', format: 'pem' } } as const;
-  const pair =
+  const key =
     kind === 'rsa'
-      ? generateKeyPairSync('rsa', {
-          modulusLength: 2048,
-          ...encoding,
-          publicKeyEncoding: { type: 'spki', format: 'pem' },
-        })
-      : generateKeyPairSync('ec', {
-          namedCurve: kind === 'ecdsa-p384' ? 'P-384' : 'P-521',
-          ...encoding,
-          publicKeyEncoding: { type: 'spki', format: 'pem' },
-        });
-  return pair.privateKey;
+      ? generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey
+      : kind === 'ed25519'
+        ? generateKeyPairSync('ed25519').privateKey
+        : generateKeyPairSync('ec', { namedCurve: kind === 'ecdsa-p384' ? 'P-384' : 'P-521' }).privateKey;
+  return key.export({ type: 'pkcs8', format: 'pem' }).toString();
 }
 
 export type SignatureFormat = 'legacy' | 'bundle';

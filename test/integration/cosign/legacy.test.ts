@@ -25,7 +25,7 @@ const run = promisify(execFile);
 describe('cosign validator, legacy .sig signatures made by the cosign CLI', () => {
   let registry: RegistryServer;
   let dir: string;
-  let keys: Record<'alice' | 'bob' | 'carol' | 'rsa' | 'p384' | 'p521' | 'stranger', CosignKey>;
+  let keys: Record<'alice' | 'bob' | 'carol' | 'rsa' | 'p384' | 'p521' | 'ed25519' | 'stranger', CosignKey>;
   let runtime: Runtime;
 
   const pinned = (image: PushedManifest, repository: string): string =>
@@ -50,16 +50,17 @@ describe('cosign validator, legacy .sig signatures made by the cosign CLI', () =
 
   beforeAll(async () => {
     [registry, dir] = await Promise.all([startDistributionRegistry(), makeTempDir('cosign-keys')]);
-    const [alice, bob, carol, rsa, p384, p521, stranger] = await Promise.all([
+    const [alice, bob, carol, rsa, p384, p521, ed25519, stranger] = await Promise.all([
       cosignKeyPair(dir, 'alice'),
       cosignKeyPair(dir, 'bob'),
       cosignKeyPair(dir, 'carol'),
       cosignKeyPair(dir, 'rsa', 'rsa'),
       cosignKeyPair(dir, 'p384', 'ecdsa-p384'),
       cosignKeyPair(dir, 'p521', 'ecdsa-p521'),
+      cosignKeyPair(dir, 'ed25519', 'ed25519'),
       cosignKeyPair(dir, 'stranger'),
     ]);
-    keys = { alice, bob, carol, rsa, p384, p521, stranger };
+    keys = { alice, bob, carol, rsa, p384, p521, ed25519, stranger };
     const root = (name: keyof typeof keys): string =>
       `      - { name: ${name}, key: ${JSON.stringify(keys[name].publicKey)} }`;
     const offline = 'verifyInTransparencyLog: false';
@@ -73,7 +74,7 @@ ${(['alice', 'bob', 'carol'] as const).map(root).join('\n')}
   - name: algorithms
     type: cosign
     trustRoots:
-${(['rsa', 'p384', 'p521'] as const).map(root).join('\n')}
+${(['rsa', 'p384', 'p521', 'ed25519'] as const).map(root).join('\n')}
 policy:
   - { pattern: "*:*", validator: deny }
   - { pattern: "${registry.host}/alice/*", validator: team, with: { trustRoot: alice, ${offline} } }
@@ -84,6 +85,7 @@ policy:
   - { pattern: "${registry.host}/rsa/*", validator: algorithms, with: { trustRoot: rsa, ${offline} } }
   - { pattern: "${registry.host}/p384/*", validator: algorithms, with: { trustRoot: p384, ${offline} } }
   - { pattern: "${registry.host}/p521/*", validator: algorithms, with: { trustRoot: p521, ${offline} } }
+  - { pattern: "${registry.host}/ed25519/*", validator: algorithms, with: { trustRoot: ed25519, ${offline} } }
 registries:
   - { host: "${registry.host}", insecure: true }
 `;
@@ -107,7 +109,7 @@ registries:
     });
   });
 
-  it.each(['rsa', 'p384', 'p521'] as const)(
+  it.each(['rsa', 'p384', 'p521', 'ed25519'] as const)(
     'admits a signature made with an imported %s key',
     async (name) => {
       const image = await signedImage(`${name}/app`, keys[name]);

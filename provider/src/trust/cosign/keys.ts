@@ -4,9 +4,10 @@
  * - ECDSA P-256 / P-384 / P-521, ASN.1 DER signatures over the curve's hash (SHA-256 / 384 / 512);
  *   SHA-256 is accepted on every curve because cosign's legacy signer hashed with SHA-256 throughout.
  * - RSA with PKCS#1 v1.5 or PSS padding over SHA-256 (an `RSASSA-PSS` key accepts only PSS).
- * - Ed25519 (pure, RFC 8032).
+ * - Ed25519, pure or Ed25519ph (RFC 8032), the latter being what cosign v3 signs with for Ed25519 keys.
  */
 import { constants, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { verifyEd25519ph } from './ed25519ph.ts';
 
 export type KeyAlgorithm = 'ecdsa-p256' | 'ecdsa-p384' | 'ecdsa-p521' | 'rsa' | 'rsa-pss' | 'ed25519';
 
@@ -65,8 +66,15 @@ export function fromKeyObject(key: KeyObject): CosignPublicKey {
       );
     case 'rsa-pss':
       return keyWith('rsa-pss', key, (data, sig) => verifyPss(data, key, sig));
-    case 'ed25519':
-      return keyWith('ed25519', key, (data, sig) => safeVerify(null, data, key, sig));
+    case 'ed25519': {
+      // The raw 32-byte key is the tail of its 44-byte SubjectPublicKeyInfo (RFC 8410).
+      const raw = key.export({ type: 'spki', format: 'der' }).subarray(-32);
+      return keyWith(
+        'ed25519',
+        key,
+        (data, sig) => safeVerify(null, data, key, sig) || verifyEd25519ph(raw, data, sig),
+      );
+    }
     case 'dsa':
     case 'ed448':
     case 'x25519':
