@@ -16,6 +16,9 @@ export function semanticProblems(config: Config): string[] {
   return [
     ...validatorProblems(config.validators),
     ...config.policy.flatMap((r, i) => ruleProblems(r, i, config)),
+    ...(config.sigstore?.tufRoot !== undefined && config.sigstore.tufMirror === undefined
+      ? ['/sigstore/tufRoot: an initial TUF root needs sigstore.tufMirror, the repository it belongs to']
+      : []),
   ];
 }
 

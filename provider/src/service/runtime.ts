@@ -6,11 +6,18 @@ import type { Config } from '../config/index.ts';
 import { MemoryCache } from '../cache/index.ts';
 import type { Metrics } from '../observability/index.ts';
 import { RegistryClient } from '../registry/index.ts';
-import { SigstoreTrust } from '../trust/sigstore/index.ts';
+import { configureSigstore, type ConfiguredSigstore } from '../trust/sigstore/index.ts';
 import { Verifier, type CachedOutcome } from './verifier.ts';
 
+interface Generation {
+  readonly config: Config;
+  readonly verifier: Verifier;
+  readonly registry: RegistryClient;
+  readonly sigstore: ConfiguredSigstore;
+}
+
 export class Runtime {
-  private current: { config: Config; verifier: Verifier; registry: RegistryClient };
+  private current: Generation;
   private generation = 0;
   /** Set once shutdown starts: /readyz fails so load balancers stop sending requests. */
   closing = false;
@@ -20,6 +27,8 @@ export class Runtime {
     config: Config,
     private source: string,
     private readonly metrics?: Metrics,
+    /** Told about each background TUF refresh of the Sigstore trusted root (error undefined: success). */
+    private readonly onSigstoreRefresh?: (error: Error | undefined) => void,
   ) {
     this.cache = new MemoryCache<CachedOutcome>(config.cache.maxEntries);
     this.current = this.build(config);
@@ -42,25 +51,27 @@ export class Runtime {
     const previous = this.current;
     this.current = this.build(config);
     this.source = source;
+    previous.sigstore.stop();
     setTimeout(() => void previous.registry.close(), previous.config.server.requestDeadlineMs).unref();
   }
 
   async close(): Promise<void> {
     this.closing = true;
+    this.current.sigstore.stop();
     await this.current.registry.close();
     this.cache.close();
   }
 
-  private build(config: Config): { config: Config; verifier: Verifier; registry: RegistryClient } {
+  private build(config: Config): Generation {
     const registry = new RegistryClient({ registries: config.registries, ...config.network });
     // A new generation keys the cache afresh: verdicts of the old policy are never served.
-    const sigstore =
-      config.sigstore?.trustedRoot === undefined ? undefined : new SigstoreTrust(config.sigstore);
+    // Sigstore trust material: a static trusted root and/or TUF refreshes in the background.
+    const sigstore = configureSigstore(config.sigstore, this.onSigstoreRefresh);
     const verifier = new Verifier(
       config,
-      { registry, sigstore, cache: this.cache, metrics: this.metrics },
+      { registry, sigstore: sigstore.trust, cache: this.cache, metrics: this.metrics },
       this.generation++,
     );
-    return { config, verifier, registry };
+    return { config, verifier, registry, sigstore };
   }
 }

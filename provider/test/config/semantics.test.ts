@@ -160,3 +160,14 @@ describe('rule checks', () => {
     });
   });
 });
+
+describe('sigstore checks', () => {
+  it('refuses a TUF root without the mirror it belongs to', () => {
+    const text =
+      withValidator('  - name: v\n    type: static\n', '  - pattern: "*:*"\n    validator: v\n') +
+      'sigstore: { tufRoot: root.json }\n';
+    expect(crossFieldProblems(text)).toEqual([
+      '/sigstore/tufRoot: an initial TUF root needs sigstore.tufMirror, the repository it belongs to',
+    ]);
+  });
+});

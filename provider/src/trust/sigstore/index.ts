@@ -6,3 +6,10 @@ export {
   TrustedRootError,
 } from './trusted-root.ts';
 export { SigstoreTrust, type SigstoreTrustOptions } from './source.ts';
+export {
+  configureSigstore,
+  TufRefresher,
+  REFRESH_INTERVAL_MS,
+  type ConfiguredSigstore,
+  type TufRefreshOptions,
+} from './tuf.ts';
