@@ -35,12 +35,13 @@ export interface PrivateSigstore {
 }
 
 export interface SigningIdentity {
-  readonly certPem: string;
+  /** The Fulcio-style certificate; absent for a plain key pair (key-based cosign signing). */
+  readonly certPem?: string;
   readonly key: KeyObject;
 }
 
 /** Cosign's legacy layer annotations for one keyless signature. */
-export interface KeylessSignature {
+export interface LoggedSignature {
   readonly payload: Buffer;
   readonly annotations: Record<string, string>;
 }
@@ -137,13 +138,13 @@ export async function issueSigningCert(
   return { certPem: await readFile(cert, 'utf8'), key: createPrivateKey(await readFile(key, 'utf8')) };
 }
 
-/** Signs cosign's simple-signing payload for `image@digest` and logs it in the private "Rekor". */
-export function keylessSignature(
+/** Signs cosign's simple-signing payload for `image@digest` and logs it in the private "Rekor" (SET). */
+export function loggedSignature(
   sigstore: PrivateSigstore,
   signer: SigningIdentity,
   repository: string,
   digest: string,
-): KeylessSignature {
+): LoggedSignature {
   const payload = Buffer.from(
     JSON.stringify({
       critical: {
@@ -164,7 +165,7 @@ export function keylessSignature(
         data: { hash: { algorithm: 'sha256', value: createHash('sha256').update(payload).digest('hex') } },
         signature: {
           content: signature,
-          publicKey: { content: Buffer.from(signer.certPem).toString('base64') },
+          publicKey: { content: Buffer.from(verificationPem(signer)).toString('base64') },
         },
       },
     }),
@@ -182,11 +183,20 @@ export function keylessSignature(
     payload,
     annotations: {
       'dev.cosignproject.cosign/signature': signature,
-      'dev.sigstore.cosign/certificate': signer.certPem,
-      'dev.sigstore.cosign/chain': sigstore.ca.certPem,
+      ...(signer.certPem === undefined
+        ? {}
+        : {
+            'dev.sigstore.cosign/certificate': signer.certPem,
+            'dev.sigstore.cosign/chain': sigstore.ca.certPem,
+          }),
       'dev.sigstore.cosign/bundle': JSON.stringify({ SignedEntryTimestamp: set, Payload: entry }),
     },
   };
+}
+
+/** What Rekor records as the verifier: the certificate, or the public key for key-based signing. */
+function verificationPem(signer: SigningIdentity): string {
+  return signer.certPem ?? createPublicKey(signer.key).export({ type: 'spki', format: 'pem' }).toString();
 }
 
 function pemBody(pem: string): string {
@@ -198,7 +208,7 @@ export async function pushLegacySignatures(
   registryUrl: string,
   repository: string,
   digest: string,
-  signatures: readonly KeylessSignature[],
+  signatures: readonly LoggedSignature[],
 ): Promise<void> {
   const target = { registryUrl, repository };
   const layers = [];

@@ -3,6 +3,7 @@
  * certificates chain to its CA and whose SETs its log key signed are admitted; the public-good ones
  * (and the public-good root for private signatures) are not.
  */
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,7 +16,7 @@ import { checkSignature } from '../../../provider/src/validators/cosign/verify.t
 import { pushRandomImage } from '../../harness/images.ts';
 import {
   issueSigningCert,
-  keylessSignature,
+  loggedSignature,
   makePrivateSigstore,
   pushLegacySignatures,
   type PrivateSigstore,
@@ -35,10 +36,11 @@ describe('cosign validator with a private Sigstore trusted root', () => {
   let alice: SigningIdentity;
   let mallory: SigningIdentity;
   let runtime: Runtime;
+  let releaseKey: SigningIdentity;
 
   async function signedImage(repository: string, signer: SigningIdentity): Promise<string> {
     const image = await pushRandomImage(registry.url, repository, 'v1');
-    const sig = keylessSignature(sigstore, signer, `${registry.host}/${repository}`, image.digest);
+    const sig = loggedSignature(sigstore, signer, `${registry.host}/${repository}`, image.digest);
     await pushLegacySignatures(registry.url, repository, image.digest, [sig]);
     return image.digest;
   }
@@ -54,6 +56,8 @@ describe('cosign validator with a private Sigstore trusted root', () => {
       issueSigningCert(sigstore, 'alice', 'alice@acme.test', ISSUER),
       issueSigningCert(sigstore, 'mallory', 'mallory@evil.test', ISSUER),
     ]);
+    releaseKey = { key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey };
+    const releasePem = createPublicKey(releaseKey.key).export({ type: 'spki', format: 'pem' }).toString();
     const yaml = `
 validators:
   - { name: deny, type: static, approve: false }
@@ -61,8 +65,13 @@ validators:
     type: cosign
     trustRoots:
       - { name: alice, keyless: { issuer: "${ISSUER}", subjectRegex: "^alice@acme\\\\.test$" } }
+  - name: keyed
+    type: cosign
+    trustRoots:
+      - { name: default, key: ${JSON.stringify(releasePem)} }
 policy:
   - { pattern: "*:*", validator: deny }
+  - { pattern: "${registry.host}/keyed/*", validator: keyed }
   - { pattern: "${registry.host}/*", validator: private, with: { trustRoot: alice, verifySCT: false } }
 registries:
   - { host: "${registry.host}", insecure: true }
@@ -86,6 +95,29 @@ sigstore:
       digest,
       signers: ['alice'],
     });
+  });
+
+  it('admits a key-based signature whose Rekor SET the private log signed (verifyInTransparencyLog on)', async () => {
+    const digest = await signedImage('keyed/app', releaseKey);
+    const outcome = await verify(`${registry.host}/keyed/app:v1`);
+    expect(outcome.ok ? outcome.verdict : outcome.error.message).toMatchObject({
+      digest,
+      signers: ['default'],
+    });
+  });
+
+  it('rejects a key-based signature whose SET was tampered with, with COSIGN_TLOG_INVALID', async () => {
+    const image = await pushRandomImage(registry.url, 'keyed/tampered', 'v1');
+    const sig = loggedSignature(sigstore, releaseKey, `${registry.host}/keyed/tampered`, image.digest);
+    const bundle = JSON.parse(sig.annotations['dev.sigstore.cosign/bundle'] ?? '{}') as {
+      Payload: { logIndex: number };
+    };
+    bundle.Payload.logIndex += 1; // the SET no longer covers the entry
+    sig.annotations['dev.sigstore.cosign/bundle'] = JSON.stringify(bundle);
+    await pushLegacySignatures(registry.url, 'keyed/tampered', image.digest, [sig]);
+    const outcome = await verify(`${registry.host}/keyed/tampered:v1`);
+    expect(outcome.ok ? 'admitted' : outcome.error.code).toBe('COSIGN_TLOG_INVALID');
+    expect(outcome.ok ? '' : outcome.error.message).toContain(`${registry.host}/keyed/tampered:v1`);
   });
 
   it('rejects a certificate for another identity with COSIGN_IDENTITY_MISMATCH naming the image', async () => {
