@@ -192,4 +192,37 @@ sigstore:
       await publicRuntime.close();
     }
   });
+
+  it("accepts Connaisseur's host.rekorPubkey and host.fulcioCert instead of a trusted_root.json", async () => {
+    const digest = await signedImage('team/host-overrides', alice);
+    const rekorPem = createPublicKey(sigstore.rekorKey).export({ type: 'spki', format: 'pem' }).toString();
+    const connaisseurRuntime = new Runtime(
+      parseConfig(
+        `
+validators:
+  - name: connaisseur
+    type: cosign
+    host: { rekorPubkey: ${JSON.stringify(rekorPem)}, fulcioCert: ${JSON.stringify(sigstore.ca.certPem)} }
+    trustRoots:
+      - { name: alice, keyless: { issuer: "${ISSUER}", subject: alice@acme.test } }
+policy:
+  - { pattern: "*:*", validator: connaisseur, with: { trustRoot: alice, verifySCT: false } }
+registries:
+  - { host: "${registry.host}", insecure: true }
+`,
+        'connaisseur host test',
+        dir,
+      ),
+      'connaisseur host test',
+    );
+    try {
+      const outcome = await connaisseurRuntime.verifier.verify(`${registry.host}/team/host-overrides:v1`);
+      expect(outcome.ok ? outcome.verdict : outcome.error.message).toMatchObject({
+        digest,
+        signers: ['alice'],
+      });
+    } finally {
+      await connaisseurRuntime.close();
+    }
+  });
 });

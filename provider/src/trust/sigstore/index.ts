@@ -1,6 +1,8 @@
 export {
   embeddedPublicGoodRoot,
   loadTrustedRootFile,
+  overrideTrustedRoot,
+  type TrustOverrides,
   parseTrustedRoot,
   trustMaterial,
   TrustedRootError,

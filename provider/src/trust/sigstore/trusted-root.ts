@@ -7,6 +7,7 @@
  *   offline from the first request.
  * Nothing here touches the network; TUF refreshes (if configured) replace the root in the background.
  */
+import { createHash, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
@@ -81,4 +82,60 @@ export function trustMaterial(root: TrustedRoot, keys?: KeyFinderFunc): TrustMat
     materials.set(root, material);
   }
   return material;
+}
+
+/** Connaisseur's per-validator `host.rekorPubkey`, `host.ctLogPubkey`, `host.fulcioCert` (PEM). */
+export interface TrustOverrides {
+  readonly rekorPubkey?: string | undefined;
+  readonly ctLogPubkey?: string | undefined;
+  readonly fulcioCert?: string | undefined;
+}
+
+/**
+ * `base` with the transparency log, CT log or Fulcio CA replaced by the given PEM material, as
+ * Connaisseur replaces cosign's TUF-provided keys (reference/connaisseur-config.md §1.2). A log's ID is
+ * the SHA-256 of its DER public key, as Rekor and CT logs define it.
+ */
+export function overrideTrustedRoot(base: TrustedRoot, overrides: TrustOverrides): TrustedRoot {
+  const json = TrustedRoot.toJSON(base) as Record<string, unknown>;
+  const log = (pem: string, baseUrl: string): unknown => {
+    const der = createPublicKey(pem).export({ type: 'spki', format: 'der' });
+    return {
+      baseUrl,
+      hashAlgorithm: 'SHA2_256',
+      publicKey: {
+        rawBytes: der.toString('base64'),
+        keyDetails: 'PKIX_ECDSA_P256_SHA_256',
+        validFor: { start: EPOCH },
+      },
+      logId: { keyId: createHash('sha256').update(der).digest('base64') },
+    };
+  };
+  if (overrides.rekorPubkey !== undefined)
+    json['tlogs'] = [log(overrides.rekorPubkey, 'https://rekor.configured')];
+  if (overrides.ctLogPubkey !== undefined)
+    json['ctlogs'] = [log(overrides.ctLogPubkey, 'https://ctlog.configured')];
+  if (overrides.fulcioCert !== undefined) {
+    const certificates = pemCertificates(overrides.fulcioCert).map((der) => ({
+      rawBytes: der.toString('base64'),
+    }));
+    if (certificates.length === 0) throw new TrustedRootError('host.fulcioCert holds no PEM certificate');
+    json['certificateAuthorities'] = [
+      {
+        subject: { organization: 'configured', commonName: 'fulcio' },
+        uri: 'https://fulcio.configured',
+        certChain: { certificates },
+        validFor: { start: EPOCH },
+      },
+    ];
+  }
+  return TrustedRoot.fromJSON(json);
+}
+
+const EPOCH = '1970-01-01T00:00:00Z';
+
+function pemCertificates(pem: string): Buffer[] {
+  return [...pem.matchAll(/-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----/g)].map(
+    (m) => Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64'),
+  );
 }

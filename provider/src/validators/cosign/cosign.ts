@@ -8,7 +8,8 @@ import { parseReference } from '../../reference/index.ts';
 import type { ImageReference } from '../../reference/index.ts';
 import type { RegistryClient } from '../../registry/index.ts';
 import { parsePublicKey } from '../../trust/cosign/index.ts';
-import type { SigstoreTrust } from '../../trust/sigstore/index.ts';
+import type { TrustedRoot } from '@sigstore/protobuf-specs';
+import { overrideTrustedRoot, type SigstoreTrust, type TrustOverrides } from '../../trust/sigstore/index.ts';
 import { ProvenantError, type ErrorCode } from '../../types/errors.ts';
 import type { ValidationRequest, Validated, Validator } from '../types.ts';
 import { evaluatePolicy, selectRoots, type PolicyOutcome } from './policy.ts';
@@ -27,6 +28,9 @@ export class CosignValidator implements Validator {
   readonly type = 'cosign';
   readonly name: string;
   private readonly roots: ReadonlyMap<string, RootMaterial>;
+  private readonly overrides: TrustOverrides | undefined;
+  /** The shared root with this validator's `host.*` overrides applied, recomputed when it is refreshed. */
+  private overridden: { base: TrustedRoot; root: TrustedRoot } | undefined;
 
   constructor(
     config: CosignValidatorConfig,
@@ -34,6 +38,32 @@ export class CosignValidator implements Validator {
   ) {
     this.name = config.name;
     this.roots = new Map(config.trustRoots.map((r) => [r.name, rootMaterial(config.name, r)]));
+    const { rekorPubkey, ctLogPubkey, fulcioCert } = config.host ?? {};
+    this.overrides =
+      rekorPubkey === undefined && ctLogPubkey === undefined && fulcioCert === undefined
+        ? undefined
+        : { rekorPubkey, ctLogPubkey, fulcioCert };
+    // Bad PEM in host.* is a configuration error: find it now, not on the first admission.
+    if (this.overrides !== undefined) this.trustedRoot();
+  }
+
+  private trustedRoot(): TrustedRoot {
+    const base = this.deps.sigstore.current();
+    if (this.overrides === undefined) return base;
+    if (this.overridden?.base !== base) {
+      try {
+        this.overridden = { base, root: overrideTrustedRoot(base, this.overrides) };
+      } catch (err) {
+        throw new ProvenantError(
+          'CONFIG_INVALID',
+          `validator ${this.name}, host: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
+      }
+    }
+    return this.overridden.root;
   }
 
   async validate({ image, rule, signal }: ValidationRequest): Promise<Validated> {
@@ -51,7 +81,7 @@ export class CosignValidator implements Validator {
       digest,
       verifyTlog: rule.with?.verifyInTransparencyLog ?? true,
       verifySct: rule.with?.verifySCT ?? true,
-      trustedRoot: () => this.deps.sigstore.current(),
+      trustedRoot: () => this.trustedRoot(),
     };
     const counts = new Map<string, number>();
     const rejections = new Map<string, Rejection>();
