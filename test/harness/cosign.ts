@@ -111,3 +111,26 @@ export async function cosignAttachForeignPayload(
     target,
   ]);
 }
+
+/** `cosign attest --key` with a predicate file of `type` (e.g. `slsaprovenance`, or a URI), offline. */
+export async function cosignAttest(
+  image: string,
+  key: CosignKey,
+  predicatePath: string,
+  type: string,
+  format: SignatureFormat = 'legacy',
+): Promise<void> {
+  const formatFlags = format === 'legacy' ? ['--new-bundle-format=false'] : [];
+  await cosign([
+    'attest',
+    '--key',
+    key.keyPath,
+    '--type',
+    type,
+    '--predicate',
+    predicatePath,
+    ...formatFlags,
+    ...OFFLINE,
+    image,
+  ]);
+}

@@ -95,6 +95,14 @@ export const ERROR_CODES = {
     transient: false,
     summary: 'Fewer valid signatures than the rule\'s threshold (trustRoot "*").',
   },
+  COSIGN_ATTESTATION_MISSING: {
+    transient: false,
+    summary: 'No attestation of the required predicate type verifies for the image.',
+  },
+  COSIGN_ATTESTATION_DENIED: {
+    transient: false,
+    summary: 'The attestation verifies, but the Rego policy rejects its predicate.',
+  },
   COSIGN_REQUIRED_SIGNER_MISSING: {
     transient: false,
     summary: "A trust root listed in the rule's required did not sign.",

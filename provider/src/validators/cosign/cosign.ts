@@ -12,6 +12,7 @@ import type { TrustedRoot } from '@sigstore/protobuf-specs';
 import { overrideTrustedRoot, type SigstoreTrust, type TrustOverrides } from '../../trust/sigstore/index.ts';
 import { ProvenantError, type ErrorCode } from '../../types/errors.ts';
 import type { ValidationRequest, Validated, Validator } from '../types.ts';
+import { checkAttestation, fetchAttestations, type AttestationRequirement } from './attestations.ts';
 import { evaluatePolicy, selectRoots, type PolicyOutcome } from './policy.ts';
 import { fetchSignatures, type CosignSignature } from './signatures.ts';
 import { checkSignature, FAILURE_RANK, type Check, type CheckOptions, type RootMaterial } from './verify.ts';
@@ -22,6 +23,11 @@ type Rejection = Extract<Check, { ok: false }> & { readonly source: string };
 export interface CosignValidatorDeps {
   readonly registry: RegistryClient;
   readonly sigstore: SigstoreTrust;
+  /**
+   * An attestation the signers must also have made (predicate type, optional Rego policy). Not yet
+   * reachable from the config file: the schema has no field for it.
+   */
+  readonly attestation?: AttestationRequirement | undefined;
 }
 
 export class CosignValidator implements Validator {
@@ -91,8 +97,49 @@ export class CosignValidator implements Validator {
       if (best !== undefined) rejections.set(name, best);
     }
     const outcome = evaluatePolicy(selection, counts);
-    if (outcome.ok) return { digest, signers: outcome.signers };
-    throw this.rejection(outcome, image, digest, rejections);
+    if (!outcome.ok) throw this.rejection(outcome, image, digest, rejections);
+    const requirement = this.deps.attestation;
+    if (requirement !== undefined)
+      await this.checkAttestations(image, digest, outcome.signers, options, requirement, signal);
+    return { digest, signers: outcome.signers };
+  }
+
+  /** At least one attestation of the required type by a root that signed, allowed by the policy. */
+  private async checkAttestations(
+    image: ImageReference,
+    digest: string,
+    signers: readonly string[],
+    options: CheckOptions,
+    requirement: AttestationRequirement,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const attestations = await fetchAttestations(this.deps.registry, image, digest, signal);
+    const failures: string[] = [];
+    let denied = false;
+    for (const name of signers) {
+      const root = this.roots.get(name);
+      if (root === undefined) continue;
+      for (const attestation of attestations) {
+        const check = checkAttestation(attestation, root, options, requirement);
+        if (check.ok) return;
+        if (check.failure === 'policy') denied = true;
+        if (check.failure !== 'malformed' || attestations.length === 1)
+          failures.push(`${name}: ${check.detail} (${attestation.source})`);
+      }
+    }
+    const found = failures.length === 0 ? '' : ` (${failures.join('; ')})`;
+    if (denied) {
+      throw this.error(
+        'COSIGN_ATTESTATION_DENIED',
+        image,
+        `image ${image.original} (${digest}) has a verified ${requirement.predicateType} attestation, but the policy rejects its predicate: expected an attestation the policy allows${found}`,
+      );
+    }
+    throw this.error(
+      'COSIGN_ATTESTATION_MISSING',
+      image,
+      `image ${image.original} (${digest}) has no ${requirement.predicateType} attestation by its signers (${signers.join(', ')}): expected one, found ${attestations.length} attestation(s) or bundles, none valid${found}`,
+    );
   }
 
   private checkRoot(

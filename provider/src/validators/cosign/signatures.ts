@@ -93,7 +93,7 @@ async function fetchLegacy(
   );
 }
 
-async function fetchBundles(
+export async function fetchBundles(
   registry: RegistryClient,
   image: ImageReference,
   digest: string,

@@ -48,7 +48,10 @@ export type Failure =
   'malformed' | 'signature' | 'certificate' | 'identity' | 'digest' | 'tlog-missing' | 'tlog-invalid';
 
 export type Check =
-  | { readonly ok: true }
+  | {
+      readonly ok: true;
+      /** For attestations: the verified statement's predicate. */ readonly predicate?: unknown;
+    }
   | {
       readonly ok: false;
       readonly failure: Failure;
@@ -106,7 +109,13 @@ function checkLegacy(sig: LegacySignature, root: RootMaterial, opts: CheckOption
   return { ok: true };
 }
 
-function checkBundle(sig: BundleSignature, root: RootMaterial, opts: CheckOptions): Check {
+/** A bundle carrying an in-toto statement of `predicateType` (cosign's signature predicate by default). */
+export function checkBundle(
+  sig: BundleSignature,
+  root: RootMaterial,
+  opts: CheckOptions,
+  predicateType: string = COSIGN_SIGN_PREDICATE,
+): Check {
   const bundle = bundleFromJSON(JSON.parse(sig.bytes.toString('utf8')));
   if (bundle.content.$case !== 'dsseEnvelope')
     return fail(
@@ -132,21 +141,22 @@ function checkBundle(sig: BundleSignature, root: RootMaterial, opts: CheckOption
   }
   const claim =
     envelope.payloadType === IN_TOTO_PAYLOAD_TYPE
-      ? parseStatement(envelope.payload, COSIGN_SIGN_PREDICATE)
+      ? parseStatement(envelope.payload, predicateType)
       : undefined;
   if (claim === undefined)
     return fail(
       'malformed',
-      `the bundle's payload is not an in-toto statement with predicate ${COSIGN_SIGN_PREDICATE}`,
+      `the bundle's payload is not an in-toto statement with predicate ${predicateType}`,
     );
   const digestCheck = checkDigest(claim, opts.digest);
   if (!digestCheck.ok) return digestCheck;
   if (root.kind === 'key' && opts.verifyTlog) {
     if (bundle.verificationMaterial.tlogEntries.length === 0)
       return fail('tlog-missing', 'the bundle has no transparency log entry');
-    return verifyKeyTlog(bundle, undefined, root, opts);
+    const logged = verifyKeyTlog(bundle, undefined, root, opts);
+    return logged.ok ? { ok: true, predicate: claim.predicate } : logged;
   }
-  return { ok: true };
+  return { ok: true, predicate: claim.predicate };
 }
 
 /**
