@@ -3,7 +3,7 @@
  * certificates chain to its CA and whose SETs its log key signed are admitted; the public-good ones
  * (and the public-good root for private signatures) are not.
  */
-import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -118,6 +118,19 @@ sigstore:
     const outcome = await verify(`${registry.host}/keyed/tampered:v1`);
     expect(outcome.ok ? 'admitted' : outcome.error.code).toBe('COSIGN_TLOG_INVALID');
     expect(outcome.ok ? '' : outcome.error.message).toContain(`${registry.host}/keyed/tampered:v1`);
+  });
+
+  it('skips a signature whose blob is gone and admits on the valid one beside it', async () => {
+    const image = await pushRandomImage(registry.url, 'keyed/partly-broken', 'v1');
+    // Two payloads that differ only in the docker-reference the signer named: two distinct blobs.
+    const broken = loggedSignature(sigstore, releaseKey, `${registry.host}/elsewhere`, image.digest);
+    const good = loggedSignature(sigstore, releaseKey, `${registry.host}/keyed/partly-broken`, image.digest);
+    await pushLegacySignatures(registry.url, 'keyed/partly-broken', image.digest, [broken, good]);
+    const gone = `sha256:${createHash('sha256').update(broken.payload).digest('hex')}`;
+    const deleted = await fetch(`${registry.url}/v2/keyed/partly-broken/blobs/${gone}`, { method: 'DELETE' });
+    expect(deleted.status).toBe(202);
+    const outcome = await verify(`${registry.host}/keyed/partly-broken:v1`);
+    expect(outcome.ok ? outcome.verdict.digest : outcome.error.message).toBe(image.digest);
   });
 
   it('rejects a certificate for another identity with COSIGN_IDENTITY_MISMATCH naming the image', async () => {

@@ -8,6 +8,7 @@
  */
 import type { ImageReference } from '../../reference/index.ts';
 import type { Descriptor, RegistryClient } from '../../registry/index.ts';
+import { ProvenantError, type ErrorCode } from '../../types/errors.ts';
 
 export const SIMPLE_SIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json';
 export const BUNDLE_ARTIFACT_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
@@ -80,17 +81,20 @@ async function fetchLegacy(
     .map((layer, index) => ({ layer, index }))
     .filter(({ layer }) => layer.annotations[ANNOTATION.signature] !== undefined)
     .slice(0, MAX_LEGACY_SIGNATURES);
-  return Promise.all(
-    layers.map(async ({ layer, index }) => ({
-      kind: 'legacy' as const,
-      source: `${tag} layer ${index}`,
-      payload: await registry.fetchBlob(image, layer, signal),
-      signature: layer.annotations[ANNOTATION.signature] as string,
-      certificate: nonEmpty(layer.annotations[ANNOTATION.certificate]),
-      chain: nonEmpty(layer.annotations[ANNOTATION.chain]),
-      rekorBundle: nonEmpty(layer.annotations[ANNOTATION.rekorBundle]),
-    })),
+  const found = await Promise.all(
+    layers.map(({ layer, index }) =>
+      unlessBroken(async () => ({
+        kind: 'legacy' as const,
+        source: `${tag} layer ${index}`,
+        payload: await registry.fetchBlob(image, layer, signal),
+        signature: layer.annotations[ANNOTATION.signature] as string,
+        certificate: nonEmpty(layer.annotations[ANNOTATION.certificate]),
+        chain: nonEmpty(layer.annotations[ANNOTATION.chain]),
+        rekorBundle: nonEmpty(layer.annotations[ANNOTATION.rekorBundle]),
+      })),
+    ),
   );
+  return found.flat();
 }
 
 export async function fetchBundles(
@@ -103,10 +107,35 @@ export async function fetchBundles(
     artifactType: BUNDLE_ARTIFACT_TYPE,
   });
   const found = await Promise.all(
-    referrers.slice(0, MAX_BUNDLE_REFERRERS).map((d) => fetchBundle(registry, image, digest, d, signal)),
+    referrers
+      .slice(0, MAX_BUNDLE_REFERRERS)
+      .map((d) => unlessBroken(() => fetchBundle(registry, image, digest, d, signal))),
   );
-  return found.flat();
+  return found.flat(2);
 }
+
+/**
+ * One broken signature (a blob that does not match its digest, a referrer that is not a manifest) must
+ * not hide the valid ones next to it: it is skipped. Transient failures still fail the whole request,
+ * so an outage is never mistaken for "unsigned".
+ */
+async function unlessBroken<T>(fetch: () => Promise<T>): Promise<T[]> {
+  try {
+    return [await fetch()];
+  } catch (err) {
+    if (err instanceof ProvenantError && BROKEN_CONTENT.has(err.code)) return [];
+    throw err;
+  }
+}
+
+/** Failures that are a property of one stored object; access and availability errors are not. */
+const BROKEN_CONTENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'REGISTRY_BLOB_UNKNOWN',
+  'REGISTRY_MANIFEST_UNKNOWN',
+  'REGISTRY_DIGEST_MISMATCH',
+  'REGISTRY_BAD_RESPONSE',
+  'REGISTRY_RESPONSE_TOO_LARGE',
+]);
 
 async function fetchBundle(
   registry: RegistryClient,
