@@ -234,3 +234,113 @@ export async function pushLegacySignatures(
   );
   await pushManifest(target, `${digest.replace(':', '-')}.sig`, manifest, OCI_MANIFEST);
 }
+
+/**
+ * A cosign v3-style keyless signature: an in-toto statement (predicate `https://sigstore.dev/cosign/sign/v1`)
+ * naming `digest`, in a DSSE envelope signed by the certificate's key, logged as a Rekor `dsse/0.0.1`
+ * entry with a SET, as a Sigstore bundle (v0.1 layout, which carries the SET without an inclusion proof).
+ */
+export function keylessBundle(sigstore: PrivateSigstore, signer: SigningIdentity, digest: string): Buffer {
+  const payloadType = 'application/vnd.in-toto+json';
+  const payload = Buffer.from(
+    JSON.stringify({
+      _type: 'https://in-toto.io/Statement/v1',
+      subject: [{ digest: { sha256: digest.replace('sha256:', '') } }],
+      predicateType: 'https://sigstore.dev/cosign/sign/v1',
+      predicate: {},
+    }),
+  );
+  // DSSE PAE: "DSSEv1" SP len(type) SP type SP len(body) SP body.
+  const pae = Buffer.concat([
+    Buffer.from(`DSSEv1 ${payloadType.length} ${payloadType} ${payload.length} `),
+    payload,
+  ]);
+  const signature = sign('sha256', pae, signer.key).toString('base64');
+  const body = Buffer.from(
+    JSON.stringify({
+      apiVersion: '0.0.1',
+      kind: 'dsse',
+      spec: {
+        payloadHash: { algorithm: 'sha256', value: createHash('sha256').update(payload).digest('hex') },
+        signatures: [{ signature, verifier: Buffer.from(verificationPem(signer)).toString('base64') }],
+      },
+    }),
+  ).toString('base64');
+  const rekorDer = createPublicKey(sigstore.rekorKey).export({ type: 'spki', format: 'der' });
+  const entry = {
+    body,
+    integratedTime: Math.floor(Date.now() / 1000),
+    logID: createHash('sha256').update(rekorDer).digest('hex'),
+    logIndex: 2,
+  };
+  const set = sign('sha256', Buffer.from(JSON.stringify(entry)), sigstore.rekorKey).toString('base64');
+  return Buffer.from(
+    JSON.stringify({
+      mediaType: 'application/vnd.dev.sigstore.bundle+json;version=0.1',
+      verificationMaterial: {
+        x509CertificateChain: { certificates: [{ rawBytes: pemBody(signer.certPem ?? '') }] },
+        tlogEntries: [
+          {
+            logIndex: String(entry.logIndex),
+            logId: { keyId: createHash('sha256').update(rekorDer).digest('base64') },
+            kindVersion: { kind: 'dsse', version: '0.0.1' },
+            integratedTime: String(entry.integratedTime),
+            inclusionPromise: { signedEntryTimestamp: set },
+            canonicalizedBody: body,
+          },
+        ],
+        timestampVerificationData: { rfc3161Timestamps: [] },
+      },
+      dsseEnvelope: {
+        payload: payload.toString('base64'),
+        payloadType,
+        signatures: [{ sig: signature, keyid: '' }],
+      },
+    }),
+  );
+}
+
+/**
+ * Stores a bundle as cosign v3 does on a registry without the referrers API: a manifest whose subject is
+ * the image, plus the referrers tag-schema index `sha256-<hex>` listing it.
+ */
+export async function pushBundleReferrer(
+  registryUrl: string,
+  repository: string,
+  subject: { digest: string; size: number; mediaType: string },
+  bundle: Buffer,
+): Promise<void> {
+  const target = { registryUrl, repository };
+  const artifactType = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+  const layer = await pushBlob(target, bundle);
+  const empty = await pushBlob(target, Buffer.from('{}'));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      artifactType,
+      config: { mediaType: 'application/vnd.oci.empty.v1+json', ...empty },
+      layers: [{ mediaType: artifactType, ...layer }],
+      subject,
+    }),
+  );
+  const digest = await pushManifest(
+    target,
+    `sha256:${createHash('sha256').update(manifest).digest('hex')}`,
+    manifest,
+    OCI_MANIFEST,
+  );
+  const index = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [{ mediaType: OCI_MANIFEST, digest, size: manifest.length, artifactType }],
+    }),
+  );
+  await pushManifest(
+    target,
+    subject.digest.replace(':', '-'),
+    index,
+    'application/vnd.oci.image.index.v1+json',
+  );
+}

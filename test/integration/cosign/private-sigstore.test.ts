@@ -16,7 +16,9 @@ import { checkSignature } from '../../../provider/src/validators/cosign/verify.t
 import { pushRandomImage } from '../../harness/images.ts';
 import {
   issueSigningCert,
+  keylessBundle,
   loggedSignature,
+  pushBundleReferrer,
   makePrivateSigstore,
   pushLegacySignatures,
   type PrivateSigstore,
@@ -131,6 +133,32 @@ sigstore:
     expect(deleted.status).toBe(202);
     const outcome = await verify(`${registry.host}/keyed/partly-broken:v1`);
     expect(outcome.ok ? outcome.verdict.digest : outcome.error.message).toBe(image.digest);
+  });
+
+  it('admits a keyless cosign v3 bundle (DSSE, dsse log entry) stored as a referrer', async () => {
+    const image = await pushRandomImage(registry.url, 'team/bundled', 'v1');
+    const subject = { digest: image.digest, size: image.manifest.length, mediaType: image.mediaType };
+    await pushBundleReferrer(
+      registry.url,
+      'team/bundled',
+      subject,
+      keylessBundle(sigstore, alice, image.digest),
+    );
+    const outcome = await verify(`${registry.host}/team/bundled:v1`);
+    expect(outcome.ok ? outcome.verdict : outcome.error.message).toMatchObject({
+      digest: image.digest,
+      signers: ['alice'],
+    });
+    const other = await pushRandomImage(registry.url, 'team/bundled-mallory', 'v1');
+    const otherSubject = { digest: other.digest, size: other.manifest.length, mediaType: other.mediaType };
+    await pushBundleReferrer(
+      registry.url,
+      'team/bundled-mallory',
+      otherSubject,
+      keylessBundle(sigstore, mallory, other.digest),
+    );
+    const rejected = await verify(`${registry.host}/team/bundled-mallory:v1`);
+    expect(rejected.ok ? 'admitted' : rejected.error.code).toBe('COSIGN_IDENTITY_MISMATCH');
   });
 
   it('rejects a certificate for another identity with COSIGN_IDENTITY_MISMATCH naming the image', async () => {
