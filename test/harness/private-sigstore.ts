@@ -144,6 +144,8 @@ export function loggedSignature(
   signer: SigningIdentity,
   repository: string,
   digest: string,
+  /** The signer's hash: cosign hashes P-384 with SHA-384 and P-521 with SHA-512. */
+  hash = 'sha256',
 ): LoggedSignature {
   const payload = Buffer.from(
     JSON.stringify({
@@ -155,7 +157,7 @@ export function loggedSignature(
       optional: null,
     }),
   );
-  const signature = sign('sha256', payload, signer.key).toString('base64');
+  const signature = sign(hash, payload, signer.key).toString('base64');
   // Rekor's hashedrekord/0.0.1 entry: what was signed (its hash), the signature and the certificate.
   const body = Buffer.from(
     JSON.stringify({

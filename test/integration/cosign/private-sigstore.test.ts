@@ -39,6 +39,7 @@ describe('cosign validator with a private Sigstore trusted root', () => {
   let mallory: SigningIdentity;
   let runtime: Runtime;
   let releaseKey: SigningIdentity;
+  let p384Key: SigningIdentity;
 
   async function signedImage(repository: string, signer: SigningIdentity): Promise<string> {
     const image = await pushRandomImage(registry.url, repository, 'v1');
@@ -60,6 +61,8 @@ describe('cosign validator with a private Sigstore trusted root', () => {
     ]);
     releaseKey = { key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey };
     const releasePem = createPublicKey(releaseKey.key).export({ type: 'spki', format: 'pem' }).toString();
+    p384Key = { key: generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey };
+    const p384Pem = createPublicKey(p384Key.key).export({ type: 'spki', format: 'pem' }).toString();
     const yaml = `
 validators:
   - { name: deny, type: static, approve: false }
@@ -71,9 +74,14 @@ validators:
     type: cosign
     trustRoots:
       - { name: default, key: ${JSON.stringify(releasePem)} }
+  - name: keyed384
+    type: cosign
+    trustRoots:
+      - { name: default, key: ${JSON.stringify(p384Pem)} }
 policy:
   - { pattern: "*:*", validator: deny }
   - { pattern: "${registry.host}/keyed/*", validator: keyed }
+  - { pattern: "${registry.host}/keyed384/*", validator: keyed384 }
   - { pattern: "${registry.host}/*", validator: private, with: { trustRoot: alice, verifySCT: false } }
 registries:
   - { host: "${registry.host}", insecure: true }
@@ -106,6 +114,14 @@ sigstore:
       digest,
       signers: ['default'],
     });
+  });
+
+  it('checks the log entry of a P-384 signature hashed with SHA-384', async () => {
+    const image = await pushRandomImage(registry.url, 'keyed384/app', 'v1');
+    const sig = loggedSignature(sigstore, p384Key, `${registry.host}/keyed384/app`, image.digest, 'sha384');
+    await pushLegacySignatures(registry.url, 'keyed384/app', image.digest, [sig]);
+    const outcome = await verify(`${registry.host}/keyed384/app:v1`);
+    expect(outcome.ok ? outcome.verdict.digest : outcome.error.message).toBe(image.digest);
   });
 
   it('rejects a key-based signature whose SET was tampered with, with COSIGN_TLOG_INVALID', async () => {
