@@ -11,6 +11,7 @@ import { bundleFromJSON } from '@sigstore/bundle';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { describe, expect, it } from 'vitest';
 import { loadTrustedRootFile } from '../../../src/trust/sigstore/index.ts';
+import { checkAttestation } from '../../../src/validators/cosign/attestations.ts';
 import type { LegacySignature } from '../../../src/validators/cosign/signatures.ts';
 import {
   checkArtifactBundle,
@@ -86,6 +87,32 @@ describe('public Sigstore bundles (sigstore-conformance, cosign)', () => {
       { verifyTlog: true, verifySct: true, trustedRoot: () => publicGood },
     );
     expect(check.ok ? 'pass' : check.failure).toBe('digest');
+  });
+
+  it("verifies cosign's real v3 attestation bundle as an image attestation of its predicate type", () => {
+    const c = cases.bundleCases.find((x) => x.name === 'cosign-oci-attestation') as BundleCase;
+    const attestation = { kind: 'bundle' as const, source: 'fixture', bytes: fixture(c.bundle) };
+    const opts = {
+      digest: c.artifactDigest,
+      verifyTlog: true,
+      verifySct: true,
+      trustedRoot: () => publicGood,
+    };
+    const root = keyless(c.identity, c.issuer);
+    const check = checkAttestation(attestation, root, opts, {
+      predicateType: 'https://cosign.sigstore.dev/attestation/v1',
+      policy: { allows: ({ predicate }) => JSON.stringify(predicate).includes('foo') },
+    });
+    expect(check.ok ? check.predicate : check.detail).toMatchObject({ Data: '{"foo": "bar"}\n' });
+    const denied = checkAttestation(attestation, root, opts, {
+      predicateType: 'https://cosign.sigstore.dev/attestation/v1',
+      policy: { allows: () => false },
+    });
+    expect(denied.ok ? 'ok' : denied.failure).toBe('policy');
+    const otherType = checkAttestation(attestation, root, opts, {
+      predicateType: 'https://slsa.dev/provenance/v1',
+    });
+    expect(otherType.ok ? 'ok' : otherType.failure).toBe('malformed');
   });
 
   it('names the failed check: identity for the wrong SAN, certificate for the wrong instance', () => {
