@@ -15,7 +15,7 @@ import {
   cosignSign,
   type CosignKey,
 } from '../../harness/cosign.ts';
-import { pushRandomImage, type PushedManifest } from '../../harness/images.ts';
+import { pushIndex, pushRandomImage, type PushedManifest } from '../../harness/images.ts';
 import { makeTempDir } from '../../harness/process.ts';
 import { startDistributionRegistry, type RegistryServer } from '../../harness/registry.ts';
 import { toolPath } from '../../harness/tools.ts';
@@ -117,6 +117,17 @@ registries:
       expect(outcome.ok && outcome.verdict.signers).toEqual([name]);
     },
   );
+
+  it('admits a multi-platform image by the signature on its index digest, not a platform image', async () => {
+    const index = await pushIndex(registry.url, 'alice/multi', 'v1');
+    await cosignSign(`${registry.host}/alice/multi@${index.digest}`, keys.alice);
+    const outcome = await verify(`${registry.host}/alice/multi:v1`);
+    expect(outcome.ok && outcome.verdict.digest).toBe(index.digest);
+    // A platform image of it carries no signature of its own.
+    const platform = index.images[0]?.digest ?? '';
+    const error = await rejection(`${registry.host}/alice/multi@${platform}`);
+    expect(error.code).toBe('COSIGN_NO_SIGNATURES');
+  });
 
   it('rejects an unsigned image with COSIGN_NO_SIGNATURES naming it', async () => {
     const image = await pushRandomImage(registry.url, 'alice/unsigned', 'v1');
