@@ -10,7 +10,14 @@ export async function serve(args: Parsed, signal: AbortSignal): Promise<number> 
   const { config, source } = loadConfig(args.config);
   const logger = createLogger(config.log.level);
   const metrics = new Metrics();
-  const runtime = new Runtime(config, source, { metrics, warn: (message) => logger.warn(message) });
+  const runtime = new Runtime(config, source, {
+    metrics,
+    warn: (message) => logger.warn(message),
+    onSigstoreRefresh: (error) =>
+      error === undefined
+        ? logger.info('sigstore trusted root refreshed through TUF')
+        : logger.warn(`sigstore TUF refresh failed, keeping the last good trusted root: ${error.message}`),
+  });
   const server = await startServer({
     runtime,
     metrics,

@@ -120,6 +120,11 @@ function resolvePaths(config: Config, baseDir: string): Config {
           ? { dockerConfig: abs(r.auth.dockerConfig) }
           : r.auth,
     })),
+    sigstore: config.sigstore && {
+      ...config.sigstore,
+      trustedRoot: config.sigstore.trustedRoot === undefined ? undefined : abs(config.sigstore.trustedRoot),
+      tufRoot: config.sigstore.tufRoot === undefined ? undefined : abs(config.sigstore.tufRoot),
+    },
   };
 }
 

@@ -11,12 +11,16 @@ import type { Config, RuleConfig, TrustRootConfig, ValidatorConfig, ValidatorTyp
 export const SUPPORTED_VALIDATOR_TYPES: ReadonlySet<ValidatorType> = new Set<ValidatorType>([
   'static',
   'notaryv1',
+  'cosign',
 ]);
 
 export function semanticProblems(config: Config): string[] {
   return [
     ...validatorProblems(config.validators),
     ...config.policy.flatMap((r, i) => ruleProblems(r, i, config)),
+    ...(config.sigstore?.tufRoot !== undefined && config.sigstore.tufMirror === undefined
+      ? ['/sigstore/tufRoot: an initial TUF root needs sigstore.tufMirror, the repository it belongs to']
+      : []),
   ];
 }
 

@@ -7,22 +7,33 @@ import type { Config } from '../config/index.ts';
 import { MemoryCache, RedisCache, TieredCache, type Cache } from '../cache/index.ts';
 import type { Metrics } from '../observability/index.ts';
 import { RegistryClient } from '../registry/index.ts';
+import { configureSigstore, type ConfiguredSigstore } from '../trust/sigstore/index.ts';
 import { Verifier, type CachedOutcome } from './verifier.ts';
 
 export interface RuntimeOptions {
   readonly metrics?: Metrics | undefined;
   /** Told about degraded dependencies (an unreachable Redis); never given secrets. */
   readonly warn?: ((message: string) => void) | undefined;
+  /** Told about each background TUF refresh of the Sigstore trusted root (error undefined: success). */
+  readonly onSigstoreRefresh?: ((error: Error | undefined) => void) | undefined;
+}
+
+interface Generation {
+  readonly config: Config;
+  readonly verifier: Verifier;
+  readonly registry: RegistryClient;
+  readonly sigstore: ConfiguredSigstore;
 }
 
 export class Runtime {
-  private current: { config: Config; verifier: Verifier; registry: RegistryClient };
+  private current: Generation;
   /** Set once shutdown starts: /readyz fails so load balancers stop sending requests. */
   closing = false;
   private readonly memory: MemoryCache<CachedOutcome>;
   private readonly redis: RedisCache<CachedOutcome> | undefined;
   private readonly cache: Cache<CachedOutcome>;
   private readonly metrics: Metrics | undefined;
+  private readonly onSigstoreRefresh: ((error: Error | undefined) => void) | undefined;
 
   constructor(
     config: Config,
@@ -31,6 +42,7 @@ export class Runtime {
   ) {
     const opts: RuntimeOptions = 'verifications' in options ? { metrics: options } : options;
     this.metrics = opts.metrics;
+    this.onSigstoreRefresh = opts.onSigstoreRefresh;
     this.memory = new MemoryCache<CachedOutcome>(config.cache.maxEntries);
     // The cache section applies at start, like server and log: the Redis connection is not re-made.
     this.redis =
@@ -66,32 +78,36 @@ export class Runtime {
       void previous.registry.close();
       void previous.verifier.close();
     }, previous.config.server.requestDeadlineMs).unref();
+    previous.sigstore.stop();
   }
 
   async close(): Promise<void> {
     this.closing = true;
+    this.current.sigstore.stop();
     await Promise.all([this.current.registry.close(), this.current.verifier.close()]);
     this.memory.close();
     await this.redis?.close();
   }
 
-  private build(config: Config): { config: Config; verifier: Verifier; registry: RegistryClient } {
+  private build(config: Config): Generation {
     const registry = new RegistryClient({ registries: config.registries, ...config.network });
+    // Sigstore trust material: a static trusted root and/or TUF refreshes in the background.
+    const sigstore = configureSigstore(config.sigstore, this.onSigstoreRefresh);
     const verifier = new Verifier(
       config,
-      { registry, cache: this.cache, metrics: this.metrics },
+      { registry, sigstore: sigstore.trust, cache: this.cache, metrics: this.metrics },
       policyFingerprint(config),
     );
-    return { config, verifier, registry };
+    return { config, verifier, registry, sigstore };
   }
 }
 
 /**
- * Cache entries are keyed by what decides a verdict (validators, policy, registries): a reload that
+ * Cache entries are keyed by what decides a verdict (validators, policy, registries, sigstore): a reload that
  * changes any of it never serves the old policy's verdicts, and replicas sharing Redis with the same
  * config share entries.
  */
 export function policyFingerprint(config: Config): string {
-  const decisive = JSON.stringify([config.validators, config.policy, config.registries]);
+  const decisive = JSON.stringify([config.validators, config.policy, config.registries, config.sigstore]);
   return createHash('sha256').update(decisive).digest('hex').slice(0, 16);
 }

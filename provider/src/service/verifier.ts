@@ -14,6 +14,7 @@ import {
   type ImageReference,
 } from '../reference/index.ts';
 import type { RegistryClient } from '../registry/index.ts';
+import type { SigstoreTrust } from '../trust/sigstore/index.ts';
 import { ProvenantError, toProvenantError, type ErrorCode } from '../types/errors.ts';
 import { createValidator, type Validator } from '../validators/index.ts';
 import type { Metrics } from '../observability/index.ts';
@@ -41,6 +42,8 @@ export type CachedOutcome =
 
 export interface VerifierDeps {
   readonly registry: RegistryClient;
+  /** Sigstore trusted root for cosign validators (public-good when absent). */
+  readonly sigstore?: SigstoreTrust | undefined;
   readonly cache: Cache<CachedOutcome>;
   readonly metrics?: Metrics | undefined;
 }

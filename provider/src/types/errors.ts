@@ -109,6 +109,59 @@ export const ERROR_CODES = {
     transient: false,
     summary: 'The accepted roles sign different digests for the tag.',
   },
+  // cosign.
+  COSIGN_NO_SIGNATURES: {
+    transient: false,
+    summary: 'The image has no cosign signature: no .sig tag and no Sigstore bundle referrer.',
+  },
+  COSIGN_SIGNATURE_INVALID: {
+    transient: false,
+    summary: "No signature verifies under the trust root's key or certificate.",
+  },
+  COSIGN_SIGNATURE_MALFORMED: {
+    transient: false,
+    summary: 'The signatures found are not cosign signatures Provenant can read.',
+  },
+  COSIGN_DIGEST_MISMATCH: {
+    transient: false,
+    summary: 'A trusted signature vouches for another digest of the same repository.',
+  },
+  COSIGN_SIGNATURE_COPIED: {
+    transient: false,
+    summary: "A trusted signature made for another image was copied to this image's signature tag.",
+  },
+  COSIGN_CERTIFICATE_INVALID: {
+    transient: false,
+    summary: 'The signing certificate does not chain to the trusted Fulcio CA at a verified time.',
+  },
+  COSIGN_IDENTITY_MISMATCH: {
+    transient: false,
+    summary: "The signing certificate's subject or issuer is not the trust root's keyless identity.",
+  },
+  COSIGN_TLOG_MISSING: {
+    transient: false,
+    summary: 'verifyInTransparencyLog is on and the signature has no transparency log entry.',
+  },
+  COSIGN_TLOG_INVALID: {
+    transient: false,
+    summary: 'The transparency log entry (SET, inclusion proof or body) does not verify.',
+  },
+  COSIGN_THRESHOLD_NOT_MET: {
+    transient: false,
+    summary: 'Fewer valid signatures than the rule\'s threshold (trustRoot "*").',
+  },
+  COSIGN_ATTESTATION_MISSING: {
+    transient: false,
+    summary: 'No attestation of the required predicate type verifies for the image.',
+  },
+  COSIGN_ATTESTATION_DENIED: {
+    transient: false,
+    summary: 'The attestation verifies, but the Rego policy rejects its predicate.',
+  },
+  COSIGN_REQUIRED_SIGNER_MISSING: {
+    transient: false,
+    summary: "A trust root listed in the rule's required did not sign.",
+  },
   // Configuration.
   CONFIG_INVALID: { transient: false, summary: 'The configuration file does not match the schema.' },
   CONFIG_UNREADABLE: {

@@ -3,33 +3,44 @@ import type { ValidatorConfig } from '../config/index.ts';
 import type { RegistryClient } from '../registry/index.ts';
 import { VersionMemory } from '../trust/notaryv1/index.ts';
 import { NotaryV1Validator } from './notaryv1/notaryv1.ts';
+import { SigstoreTrust } from '../trust/sigstore/index.ts';
+import { CosignValidator } from './cosign/cosign.ts';
 import { StaticValidator } from './static/static.ts';
 import type { Validator } from './types.ts';
 
 export type { Validator, ValidationRequest, Validated } from './types.ts';
 export { StaticValidator } from './static/static.ts';
 export { NotaryV1Validator } from './notaryv1/notaryv1.ts';
+export { CosignValidator } from './cosign/cosign.ts';
 
 export interface ValidatorDeps {
   readonly registry: RegistryClient;
   /** The `network:` section, for validators that talk to servers other than registries (Notary). */
   readonly network?: { readonly requestTimeoutMs: number; readonly maxRetries: number } | undefined;
+  /** Sigstore trusted root for keyless cosign roots and transparency logs; default public-good. */
+  readonly sigstore?: SigstoreTrust | undefined;
 }
 
 /** What this replica has seen of Notary trust data outlives config reloads (rollback protection). */
 const NOTARY_VERSIONS = new VersionMemory();
 
+let publicGood: SigstoreTrust | undefined;
+
 export function createValidator(config: ValidatorConfig, deps: ValidatorDeps): Validator {
   switch (config.type) {
     case 'static':
       return new StaticValidator(config.name, config.approve, deps.registry);
+    case 'cosign':
+      return new CosignValidator(config, {
+        registry: deps.registry,
+        sigstore: deps.sigstore ?? (publicGood ??= new SigstoreTrust()),
+      });
     case 'notaryv1':
       return new NotaryV1Validator(config, {
         versions: NOTARY_VERSIONS,
         requestTimeoutMs: deps.network?.requestTimeoutMs,
         maxRetries: deps.network?.maxRetries,
       });
-    case 'cosign':
     case 'notation':
       // Config loading refuses these types until they are implemented (SUPPORTED_VALIDATOR_TYPES).
       throw new Error(`validator type ${config.type} is not implemented`);

@@ -115,8 +115,7 @@ describe('a Connaisseur-shaped config', () => {
 
   it('passes the schema and every cross-field check, failing only on the types this build lacks', () => {
     expect(configProblems(text)).toEqual([
-      '/validators/3/type: validator type "cosign" is not supported by this build (supported: static, notaryv1)',
-      '/validators/4/type: validator type "notation" is not supported by this build (supported: static, notaryv1)',
+      '/validators/4/type: validator type "notation" is not supported by this build (supported: static, notaryv1, cosign)',
     ]);
   });
 
@@ -286,13 +285,12 @@ policy:
 `;
     const err = provenantErrorFrom(() => parseConfig(bad, TEST_SOURCE, '/'));
     expect(err.code).toBe('CONFIG_INVALID');
-    expect(err.message).toContain(`config ${TEST_SOURCE} is invalid (8 problems):`);
+    expect(err.message).toContain(`config ${TEST_SOURCE} is invalid (7 problems):`);
     for (const problem of [
       '/: unknown field "alerting"',
       '/server/port: must be integer',
       '/cache/ttlSeconds: must be >= 0',
       '/validators/1/name: duplicate name "allow" (also /validators/0)',
-      '/validators/2/type: validator type "cosign" is not supported by this build',
       '/validators/2/trustRoots/0/keyless: expected exactly one of issuer or issuerRegex',
       '/policy/0/pattern: pattern has an unclosed "[" at position 0',
       '/policy/1/validator: no validator named "missing"',

@@ -5,7 +5,12 @@ import { configProblems, TEST_SOURCE } from './helpers.ts';
 
 /** Problems other than "this build lacks the validator type", which every non-static validator has. */
 function crossFieldProblems(text: string): string[] {
-  return configProblems(text).filter((p) => !p.includes('is not supported by this build'));
+  try {
+    parseConfig(text, TEST_SOURCE, '/');
+    return [];
+  } catch {
+    return configProblems(text).filter((p) => !p.includes('is not supported by this build'));
+  }
 }
 
 function withValidator(validatorYaml: string, policyYaml = '  - pattern: "*:*"\n    validator: v\n'): string {
@@ -15,10 +20,10 @@ function withValidator(validatorYaml: string, policyYaml = '  - pattern: "*:*"\n
 describe('validator checks', () => {
   it('refuses a validator type this build cannot verify, naming the supported ones', () => {
     const text = withValidator(
-      '  - name: v\n    type: cosign\n    trustRoots: [{ name: default, key: k }]\n',
+      '  - name: v\n    type: notation\n    trustRoots: [{ name: default, cert: c }]\n',
     );
     expect(configProblems(text)).toEqual([
-      '/validators/0/type: validator type "cosign" is not supported by this build (supported: static, notaryv1)',
+      '/validators/0/type: validator type "notation" is not supported by this build (supported: static, notaryv1, cosign)',
     ]);
   });
 
@@ -153,5 +158,16 @@ describe('rule checks', () => {
       trustRoot: 'nobody',
       required: ['x'],
     });
+  });
+});
+
+describe('sigstore checks', () => {
+  it('refuses a TUF root without the mirror it belongs to', () => {
+    const text =
+      withValidator('  - name: v\n    type: static\n', '  - pattern: "*:*"\n    validator: v\n') +
+      'sigstore: { tufRoot: root.json }\n';
+    expect(crossFieldProblems(text)).toEqual([
+      '/sigstore/tufRoot: an initial TUF root needs sigstore.tufMirror, the repository it belongs to',
+    ]);
   });
 });

@@ -1,0 +1,7 @@
+export {
+  fromKeyObject,
+  KeyFormatError,
+  parsePublicKey,
+  type CosignPublicKey,
+  type KeyAlgorithm,
+} from './keys.ts';

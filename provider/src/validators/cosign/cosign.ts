@@ -1,0 +1,301 @@
+/**
+ * The `cosign` validator: the image's digest, every cosign signature stored for it (legacy `.sig` tag
+ * and v3 bundle referrers), each checked against the trust roots the rule selects, then Connaisseur's
+ * threshold / required rules. The answer is the admitted digest and the roots that vouched for it.
+ */
+import type { ValidatorConfig } from '../../config/index.ts';
+import { parseReference } from '../../reference/index.ts';
+import type { ImageReference } from '../../reference/index.ts';
+import type { RegistryClient } from '../../registry/index.ts';
+import { parsePublicKey } from '../../trust/cosign/index.ts';
+import type { TrustedRoot } from '@sigstore/protobuf-specs';
+import { overrideTrustedRoot, type SigstoreTrust, type TrustOverrides } from '../../trust/sigstore/index.ts';
+import { ProvenantError, type ErrorCode } from '../../types/errors.ts';
+import type { ValidationRequest, Validated, Validator } from '../types.ts';
+import { checkAttestation, fetchAttestations, type AttestationRequirement } from './attestations.ts';
+import { evaluatePolicy, selectRoots, type PolicyOutcome } from './policy.ts';
+import { fetchSignatures, type CosignSignature } from './signatures.ts';
+import { checkSignature, FAILURE_RANK, type Check, type CheckOptions, type RootMaterial } from './verify.ts';
+
+type CosignValidatorConfig = Extract<ValidatorConfig, { type: 'cosign' }>;
+type Rejection = Extract<Check, { ok: false }> & { readonly source: string };
+
+export interface CosignValidatorDeps {
+  readonly registry: RegistryClient;
+  readonly sigstore: SigstoreTrust;
+  /**
+   * An attestation the signers must also have made (predicate type, optional Rego policy). Not yet
+   * reachable from the config file: the schema has no field for it.
+   */
+  readonly attestation?: AttestationRequirement | undefined;
+}
+
+export class CosignValidator implements Validator {
+  readonly type = 'cosign';
+  readonly name: string;
+  private readonly roots: ReadonlyMap<string, RootMaterial>;
+  private readonly overrides: TrustOverrides | undefined;
+  /** The shared root with this validator's `host.*` overrides applied, recomputed when it is refreshed. */
+  private overridden: { base: TrustedRoot; root: TrustedRoot } | undefined;
+
+  constructor(
+    config: CosignValidatorConfig,
+    private readonly deps: CosignValidatorDeps,
+  ) {
+    this.name = config.name;
+    this.roots = new Map(config.trustRoots.map((r) => [r.name, rootMaterial(config.name, r)]));
+    const { rekorPubkey, ctLogPubkey, fulcioCert } = config.host ?? {};
+    this.overrides =
+      rekorPubkey === undefined && ctLogPubkey === undefined && fulcioCert === undefined
+        ? undefined
+        : { rekorPubkey, ctLogPubkey, fulcioCert };
+    // Bad PEM in host.* is a configuration error: find it now, not on the first admission.
+    if (this.overrides !== undefined) this.trustedRoot();
+  }
+
+  private trustedRoot(): TrustedRoot {
+    const base = this.deps.sigstore.current();
+    if (this.overrides === undefined) return base;
+    if (this.overridden?.base !== base) {
+      try {
+        this.overridden = { base, root: overrideTrustedRoot(base, this.overrides) };
+      } catch (err) {
+        throw new ProvenantError(
+          'CONFIG_INVALID',
+          `validator ${this.name}, host: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
+      }
+    }
+    return this.overridden.root;
+  }
+
+  async validate({ image, rule, signal }: ValidationRequest): Promise<Validated> {
+    const digest = await this.deps.registry.resolveDigest(image, signal);
+    const selection = selectRoots(rule.with, [...this.roots.keys()]);
+    const signatures = await fetchSignatures(this.deps.registry, image, digest, signal);
+    if (signatures.length === 0) {
+      throw this.error(
+        'COSIGN_NO_SIGNATURES',
+        image,
+        `image ${image.original} (${digest}) has no cosign signature: expected a ${digest.replace(':', '-')}.sig tag or a Sigstore bundle referrer, found neither`,
+      );
+    }
+    const options: CheckOptions = {
+      digest,
+      verifyTlog: rule.with?.verifyInTransparencyLog ?? true,
+      verifySct: rule.with?.verifySCT ?? true,
+      trustedRoot: () => this.trustedRoot(),
+    };
+    const counts = new Map<string, number>();
+    const rejections = new Map<string, Rejection>();
+    for (const name of selection.roots) {
+      const { valid, best } = this.checkRoot(name, signatures, options);
+      counts.set(name, valid);
+      if (best !== undefined) rejections.set(name, best);
+    }
+    const outcome = evaluatePolicy(selection, counts);
+    if (!outcome.ok) throw this.rejection(outcome, image, digest, rejections);
+    const requirement = this.deps.attestation;
+    if (requirement !== undefined)
+      await this.checkAttestations(image, digest, outcome.signers, options, requirement, signal);
+    return { digest, signers: outcome.signers };
+  }
+
+  /** At least one attestation of the required type by a root that signed, allowed by the policy. */
+  private async checkAttestations(
+    image: ImageReference,
+    digest: string,
+    signers: readonly string[],
+    options: CheckOptions,
+    requirement: AttestationRequirement,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const attestations = await fetchAttestations(this.deps.registry, image, digest, signal);
+    const failures: string[] = [];
+    let denied = false;
+    for (const name of signers) {
+      const root = this.roots.get(name);
+      if (root === undefined) continue;
+      for (const attestation of attestations) {
+        const check = checkAttestation(attestation, root, options, requirement);
+        if (check.ok) return;
+        if (check.failure === 'policy') denied = true;
+        if (check.failure !== 'malformed' || attestations.length === 1)
+          failures.push(`${name}: ${check.detail} (${attestation.source})`);
+      }
+    }
+    const found = failures.length === 0 ? '' : ` (${failures.join('; ')})`;
+    if (denied) {
+      throw this.error(
+        'COSIGN_ATTESTATION_DENIED',
+        image,
+        `image ${image.original} (${digest}) has a verified ${requirement.predicateType} attestation, but the policy rejects its predicate: expected an attestation the policy allows${found}`,
+      );
+    }
+    throw this.error(
+      'COSIGN_ATTESTATION_MISSING',
+      image,
+      `image ${image.original} (${digest}) has no ${requirement.predicateType} attestation by its signers (${signers.join(', ')}): expected one, found ${attestations.length} attestation(s) or bundles, none valid${found}`,
+    );
+  }
+
+  private checkRoot(
+    name: string,
+    signatures: readonly CosignSignature[],
+    options: CheckOptions,
+  ): { valid: number; best: Rejection | undefined } {
+    const root = this.roots.get(name);
+    // Config loading refuses rules naming unknown roots; this guards a programming error.
+    if (root === undefined) throw new Error(`validator ${this.name} has no trust root ${name}`);
+    let valid = 0;
+    let best: Rejection | undefined;
+    for (const sig of signatures) {
+      const check = checkSignature(sig, root, options);
+      if (check.ok) valid++;
+      else if (best === undefined || FAILURE_RANK[check.failure] > FAILURE_RANK[best.failure])
+        best = { ...check, source: sig.source };
+    }
+    return { valid, best };
+  }
+
+  private rejection(
+    outcome: Exclude<PolicyOutcome, { ok: true }>,
+    image: ImageReference,
+    digest: string,
+    rejections: ReadonlyMap<string, Rejection>,
+  ): ProvenantError {
+    const why = [...rejections]
+      .map(([root, r]) => `trust root "${root}": ${r.detail} (${r.source})`)
+      .join('; ');
+    const because = why === '' ? '' : ` (${why})`;
+    switch (outcome.reason) {
+      case 'threshold':
+        return this.error(
+          'COSIGN_THRESHOLD_NOT_MET',
+          image,
+          `image ${image.original} (${digest}) has too few valid cosign signatures: expected at least ${outcome.needed}, found ${outcome.found}${because}`,
+        );
+      case 'required':
+        return this.error(
+          'COSIGN_REQUIRED_SIGNER_MISSING',
+          image,
+          `image ${image.original} (${digest}) lacks signatures from required trust roots: expected ${outcome.missing.map((r) => `"${r}"`).join(', ')} to sign, found no valid signature from them${because}`,
+        );
+      case 'none':
+        return this.noValidSignature(image, digest, rejections);
+    }
+  }
+
+  /** A single named root without any valid signature: say what came closest, with its own code. */
+  private noValidSignature(
+    image: ImageReference,
+    digest: string,
+    rejections: ReadonlyMap<string, Rejection>,
+  ): ProvenantError {
+    const [root, r] =
+      [...rejections].sort(([, a], [, b]) => FAILURE_RANK[b.failure] - FAILURE_RANK[a.failure])[0] ?? [];
+    if (root === undefined || r === undefined) {
+      return this.error(
+        'COSIGN_SIGNATURE_INVALID',
+        image,
+        `image ${image.original} (${digest}) has no valid cosign signature`,
+      );
+    }
+    const subject = `image ${image.original} (${digest})`;
+    const at = `trust root "${root}", ${r.source}`;
+    switch (r.failure) {
+      case 'malformed':
+        return this.error(
+          'COSIGN_SIGNATURE_MALFORMED',
+          image,
+          `${subject} has no readable cosign signature: ${r.detail} (${at})`,
+        );
+      case 'signature':
+        return this.error(
+          'COSIGN_SIGNATURE_INVALID',
+          image,
+          `${subject} is not signed by trust root "${root}": expected a signature by its ${this.roots.get(root)?.kind === 'keyless' ? 'keyless identity' : 'key'}, found only signatures that do not verify (${r.detail}; ${r.source})`,
+        );
+      case 'certificate':
+        return this.error('COSIGN_CERTIFICATE_INVALID', image, `${subject}: ${r.detail} (${at})`);
+      case 'identity':
+        return this.error('COSIGN_IDENTITY_MISMATCH', image, `${subject}: ${r.detail} (${r.source})`);
+      case 'digest':
+        return this.digestError(image, digest, r, at);
+      case 'tlog-missing':
+        return this.error(
+          'COSIGN_TLOG_MISSING',
+          image,
+          `${subject}: expected a transparency log entry (verifyInTransparencyLog), found none: ${r.detail} (${at})`,
+        );
+      case 'tlog-invalid':
+        return this.error('COSIGN_TLOG_INVALID', image, `${subject}: ${r.detail} (${at})`);
+    }
+  }
+
+  /** A copied signature names another repository; a payload for another digest names this one. */
+  private digestError(image: ImageReference, digest: string, r: Rejection, at: string): ProvenantError {
+    const found = r.claim?.digests.join(', ') || 'no digest';
+    const signedFor = r.claim?.dockerReference;
+    if (signedFor !== undefined && !sameRepository(signedFor, image)) {
+      return this.error(
+        'COSIGN_SIGNATURE_COPIED',
+        image,
+        `image ${image.original} (${digest}) carries a signature made for another image: expected a payload for ${image.registry}/${image.repository}@${digest}, found one for ${signedFor}@${found} (${at})`,
+      );
+    }
+    return this.error(
+      'COSIGN_DIGEST_MISMATCH',
+      image,
+      `image ${image.original} has a signature for another digest: expected ${digest}, found ${found} (${at})`,
+    );
+  }
+
+  private error(code: ErrorCode, image: ImageReference, message: string): ProvenantError {
+    return new ProvenantError(code, `${message} [validator ${this.name}]`, { image: image.original });
+  }
+}
+
+function rootMaterial(validator: string, root: CosignValidatorConfig['trustRoots'][number]): RootMaterial {
+  if (root.key !== undefined) {
+    try {
+      return { name: root.name, kind: 'key', key: parsePublicKey(root.key) };
+    } catch (err) {
+      throw new ProvenantError(
+        'CONFIG_INVALID',
+        `validator ${validator}, trust root "${root.name}": ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
+  const k = root.keyless;
+  if (k === undefined) {
+    // Config semantics guarantee key or keyless for cosign roots.
+    throw new ProvenantError(
+      'CONFIG_INVALID',
+      `validator ${validator}, trust root "${root.name}": expected key or keyless`,
+    );
+  }
+  return {
+    name: root.name,
+    kind: 'keyless',
+    identity: {
+      issuer: k.issuer,
+      subject: k.subject,
+      issuerRegex: k.issuerRegex === undefined ? undefined : new RegExp(k.issuerRegex),
+      subjectRegex: k.subjectRegex === undefined ? undefined : new RegExp(k.subjectRegex),
+    },
+  };
+}
+
+function sameRepository(dockerReference: string, image: ImageReference): boolean {
+  try {
+    const signed = parseReference(dockerReference);
+    return signed.registry === image.registry && signed.repository === image.repository;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Where cosign keeps signatures, read through the registry client (validators never do HTTP):
+ * - legacy: the tag `sha256-<hex>.sig` in the image's repository, an image manifest whose layers are
+ *   simple-signing payloads (`application/vnd.dev.cosign.simplesigning.v1+json`) with the signature,
+ *   certificate, chain and Rekor bundle in layer annotations (cosign `pkg/oci/static`, `pkg/types`);
+ * - cosign v3: Sigstore bundles (`application/vnd.dev.sigstore.bundle.v0.3+json`) in manifests that
+ *   name the image as their `subject`, found with the OCI referrers API or its tag-schema fallback.
+ */
+import type { ImageReference } from '../../reference/index.ts';
+import type { Descriptor, RegistryClient } from '../../registry/index.ts';
+import { ProvenantError, type ErrorCode } from '../../types/errors.ts';
+
+export const SIMPLE_SIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json';
+export const BUNDLE_ARTIFACT_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+
+/** cosign's layer annotations (`pkg/oci/static/options.go`, `pkg/cosign/bundle`). */
+export const ANNOTATION = {
+  signature: 'dev.cosignproject.cosign/signature',
+  certificate: 'dev.sigstore.cosign/certificate',
+  chain: 'dev.sigstore.cosign/chain',
+  rekorBundle: 'dev.sigstore.cosign/bundle',
+} as const;
+
+/**
+ * Bounds on attacker-controlled fan-out: a `.sig` manifest or a referrers list could name thousands of
+ * entries; each costs a blob fetch on the admission path.
+ */
+export const MAX_LEGACY_SIGNATURES = 32;
+export const MAX_BUNDLE_REFERRERS = 16;
+
+export interface LegacySignature {
+  readonly kind: 'legacy';
+  /** Where it came from, for messages: `<tag> layer <i>`. */
+  readonly source: string;
+  readonly payload: Buffer;
+  /** Base64 text of the signature annotation (cosign stores it base64). */
+  readonly signature: string;
+  readonly certificate: string | undefined;
+  readonly chain: string | undefined;
+  readonly rekorBundle: string | undefined;
+}
+
+export interface BundleSignature {
+  readonly kind: 'bundle';
+  readonly source: string;
+  /** The bundle blob, not yet parsed. */
+  readonly bytes: Buffer;
+}
+
+export type CosignSignature = LegacySignature | BundleSignature;
+
+/** The legacy signature tag of a digest: `sha256:abc…` → `sha256-abc….sig`. */
+export function signatureTag(digest: string): string {
+  return `${digest.replace(':', '-')}.sig`;
+}
+
+/** Every signature cosign may have stored for `digest`, legacy and bundles fetched concurrently. */
+export async function fetchSignatures(
+  registry: RegistryClient,
+  image: ImageReference,
+  digest: string,
+  signal: AbortSignal,
+): Promise<CosignSignature[]> {
+  const [legacy, bundles] = await Promise.all([
+    fetchLegacy(registry, image, digest, signal),
+    fetchBundles(registry, image, digest, signal),
+  ]);
+  return [...legacy, ...bundles];
+}
+
+async function fetchLegacy(
+  registry: RegistryClient,
+  image: ImageReference,
+  digest: string,
+  signal: AbortSignal,
+): Promise<LegacySignature[]> {
+  const tag = signatureTag(digest);
+  const manifest = await registry.findManifest(image, tag, signal);
+  if (manifest === undefined) return [];
+  const layers = manifest.layers
+    .map((layer, index) => ({ layer, index }))
+    .filter(({ layer }) => layer.annotations[ANNOTATION.signature] !== undefined)
+    .slice(0, MAX_LEGACY_SIGNATURES);
+  const found = await Promise.all(
+    layers.map(({ layer, index }) =>
+      unlessBroken(async () => ({
+        kind: 'legacy' as const,
+        source: `${tag} layer ${index}`,
+        payload: await registry.fetchBlob(image, layer, signal),
+        signature: layer.annotations[ANNOTATION.signature] as string,
+        certificate: nonEmpty(layer.annotations[ANNOTATION.certificate]),
+        chain: nonEmpty(layer.annotations[ANNOTATION.chain]),
+        rekorBundle: nonEmpty(layer.annotations[ANNOTATION.rekorBundle]),
+      })),
+    ),
+  );
+  return found.flat();
+}
+
+export async function fetchBundles(
+  registry: RegistryClient,
+  image: ImageReference,
+  digest: string,
+  signal: AbortSignal,
+): Promise<BundleSignature[]> {
+  const referrers = await registry.listReferrers(image, digest, signal, {
+    artifactType: BUNDLE_ARTIFACT_TYPE,
+  });
+  const found = await Promise.all(
+    referrers
+      .slice(0, MAX_BUNDLE_REFERRERS)
+      .map((d) => unlessBroken(() => fetchBundle(registry, image, digest, d, signal))),
+  );
+  return found.flat(2);
+}
+
+/**
+ * One broken signature (a blob that does not match its digest, a referrer that is not a manifest) must
+ * not hide the valid ones next to it: it is skipped. Transient failures still fail the whole request,
+ * so an outage is never mistaken for "unsigned".
+ */
+async function unlessBroken<T>(fetch: () => Promise<T>): Promise<T[]> {
+  try {
+    return [await fetch()];
+  } catch (err) {
+    if (err instanceof ProvenantError && BROKEN_CONTENT.has(err.code)) return [];
+    throw err;
+  }
+}
+
+/** Failures that are a property of one stored object; access and availability errors are not. */
+const BROKEN_CONTENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'REGISTRY_BLOB_UNKNOWN',
+  'REGISTRY_MANIFEST_UNKNOWN',
+  'REGISTRY_DIGEST_MISMATCH',
+  'REGISTRY_BAD_RESPONSE',
+  'REGISTRY_RESPONSE_TOO_LARGE',
+]);
+
+async function fetchBundle(
+  registry: RegistryClient,
+  image: ImageReference,
+  digest: string,
+  referrer: Descriptor,
+  signal: AbortSignal,
+): Promise<BundleSignature[]> {
+  const manifest = await registry.fetchManifest(image, referrer.digest, signal);
+  // A referrers list (or a fallback tag anyone can push) may name manifests about other images.
+  if (manifest.subject !== undefined && manifest.subject.digest !== digest) return [];
+  const layer = manifest.layers.find((l) => l.mediaType === BUNDLE_ARTIFACT_TYPE);
+  if (layer === undefined) return [];
+  return [
+    {
+      kind: 'bundle',
+      source: `referrer ${referrer.digest}`,
+      bytes: await registry.fetchBlob(image, layer, signal),
+    },
+  ];
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}

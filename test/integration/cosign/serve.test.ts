@@ -1,0 +1,106 @@
+/**
+ * cosign end to end: the real `provenant serve` process answering Gatekeeper's /v1/verify and
+ * /v1/mutate for images signed by the real cosign CLI in a loopback docker-registry.
+ */
+import { readFileSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cosignKeyPair, cosignSign, type CosignKey } from '../../harness/cosign.ts';
+import { pushRandomImage } from '../../harness/images.ts';
+import { makeTempDir } from '../../harness/process.ts';
+import { startProvenant, type RunningProvenant } from '../../harness/provenant.ts';
+import { startDistributionRegistry, type RegistryServer } from '../../harness/registry.ts';
+
+interface Item {
+  key: string;
+  value: unknown;
+  error: string;
+}
+
+describe('provenant serve with a cosign validator', () => {
+  let registry: RegistryServer;
+  let dir: string;
+  let alice: CosignKey;
+  let mallory: CosignKey;
+  let provenant: RunningProvenant;
+  let dispatcher: Agent;
+
+  async function call(route: 'verify' | 'mutate', keys: string[]): Promise<Item[]> {
+    const res = await request(`${provenant.url}/v1/${route}`, {
+      method: 'POST',
+      dispatcher,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        apiVersion: 'externaldata.gatekeeper.sh/v1beta1',
+        kind: 'ProviderRequest',
+        request: { keys },
+      }),
+    });
+    expect(res.statusCode).toBe(200);
+    const body = (await res.body.json()) as { response: { items: Item[]; systemError: string } };
+    expect(body.response.systemError).toBe('');
+    return body.response.items;
+  }
+
+  beforeAll(async () => {
+    [registry, dir] = await Promise.all([startDistributionRegistry(), makeTempDir('cosign-serve')]);
+    [alice, mallory] = await Promise.all([cosignKeyPair(dir, 'alice'), cosignKeyPair(dir, 'mallory')]);
+    const configPath = path.join(dir, 'provenant.yaml');
+    await writeFile(
+      configPath,
+      `
+validators:
+  - { name: deny, type: static, approve: false }
+  - name: team
+    type: cosign
+    trustRoots:
+      - { name: alice, key: ${JSON.stringify(alice.publicKey)} }
+policy:
+  - { pattern: "*:*", validator: deny }
+  - { pattern: "${registry.host}/team/*", validator: team, with: { trustRoot: alice, verifyInTransparencyLog: false } }
+registries:
+  - { host: "${registry.host}", insecure: true }
+server: { port: 0, host: 127.0.0.1 }
+`,
+    );
+    provenant = await startProvenant(['node', 'bin/provenant.mjs', 'serve', '--config', configPath]);
+    const caFile = /--cacert (\S+)\)/.exec(provenant.output())?.[1];
+    expect(caFile, provenant.output()).toBeDefined();
+    dispatcher = new Agent({ connect: { ca: readFileSync(caFile as string, 'utf8') } });
+  });
+
+  afterAll(async () => {
+    await dispatcher?.close();
+    await provenant?.stop();
+    await registry?.stop();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('verifies and pins a signed image, and rejects one signed by another key, per item', async () => {
+    const signed = await pushRandomImage(registry.url, 'team/app', 'v1');
+    await cosignSign(`${registry.host}/team/app@${signed.digest}`, alice);
+    const forged = await pushRandomImage(registry.url, 'team/forged', 'v1');
+    await cosignSign(`${registry.host}/team/forged@${forged.digest}`, mallory);
+    const good = `${registry.host}/team/app:v1`;
+    const bad = `${registry.host}/team/forged:v1`;
+
+    const verified = await call('verify', [good, bad]);
+    expect(verified.find((i) => i.key === good)).toEqual({
+      key: good,
+      error: '',
+      value: expect.objectContaining({
+        digest: signed.digest,
+        validator: 'team',
+        signers: ['alice'],
+      }) as unknown,
+    });
+    const rejected = verified.find((i) => i.key === bad);
+    expect(rejected?.value).toBeFalsy();
+    expect(rejected?.error).toMatch(new RegExp(`^COSIGN_SIGNATURE_INVALID: .*${bad.replace(/[.]/g, '\\.')}`));
+
+    const mutated = await call('mutate', [good]);
+    expect(mutated).toEqual([{ key: good, value: `${good}@${signed.digest}`, error: '' }]);
+  });
+});
