@@ -18,6 +18,13 @@ export async function serve(args: Parsed, signal: AbortSignal): Promise<number> 
         ? logger.info('sigstore trusted root refreshed through TUF')
         : logger.warn(`sigstore TUF refresh failed, keeping the last good trusted root: ${error.message}`),
   });
+  try {
+    // Attestation policies compile before the first request is accepted: a broken one stops the start.
+    await runtime.ready();
+  } catch (err) {
+    await runtime.close();
+    throw err;
+  }
   const server = await startServer({
     runtime,
     metrics,
@@ -31,11 +38,21 @@ export async function serve(args: Parsed, signal: AbortSignal): Promise<number> 
       ? undefined
       : new ConfigWatcher(args.config, {
           onReload: (loaded) => {
-            runtime.replace(loaded.config, loaded.source);
-            metrics.configReloads.inc({ result: 'ok' });
-            logger.info(
-              { config: loaded.source },
-              'config reloaded (server and log sections apply at restart)',
+            runtime.replaceWhenReady(loaded.config, loaded.source).then(
+              () => {
+                metrics.configReloads.inc({ result: 'ok' });
+                logger.info(
+                  { config: loaded.source },
+                  'config reloaded (server, log and cache sections apply at restart)',
+                );
+              },
+              (err: unknown) => {
+                metrics.configReloads.inc({ result: 'error' });
+                logger.error(
+                  { code: (err as { code?: string }).code },
+                  `config reload refused, keeping the last good config: ${(err as Error).message}`,
+                );
+              },
             );
           },
           onError: (error) => {

@@ -12,6 +12,7 @@ export async function verify(args: Parsed, out: NodeJS.WritableStream): Promise<
   const { config, source } = loadConfig(args.config);
   const runtime = new Runtime(config, source);
   try {
+    await runtime.ready();
     const images = args.positionals;
     const outcomes = await Promise.all(images.map((image) => runtime.verifier.verify(image)));
     out.write(

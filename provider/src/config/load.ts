@@ -120,6 +120,11 @@ function resolvePaths(config: Config, baseDir: string): Config {
           ? { dockerConfig: abs(r.auth.dockerConfig) }
           : r.auth,
     })),
+    validators: config.validators.map((v) =>
+      v.type === 'cosign' && v.attestation?.policy !== undefined
+        ? { ...v, attestation: { ...v.attestation, policy: abs(v.attestation.policy) } }
+        : v,
+    ),
     sigstore: config.sigstore && {
       ...config.sigstore,
       trustedRoot: config.sigstore.trustedRoot === undefined ? undefined : abs(config.sigstore.trustedRoot),

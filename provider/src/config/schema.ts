@@ -59,6 +59,20 @@ const CosignValidator = Type.Object(
     ),
     cert: Type.Optional(Pem),
     auth: Type.Optional(ValidatorAuth),
+    // Provenant's own (Connaisseur has no attestation checks): an in-toto attestation the signers
+    // must also have made, and a Rego condition on its predicate.
+    attestation: Type.Optional(
+      Type.Object(
+        {
+          predicateType: NonEmpty,
+          policy: Type.Optional(
+            Type.String({ minLength: 1, description: '.rego source or opa-built .wasm' }),
+          ),
+          entrypoint: Type.Optional(NonEmpty),
+        },
+        strict,
+      ),
+    ),
   },
   strict,
 );

@@ -69,10 +69,35 @@ export class Runtime {
     return this.source;
   }
 
+  /** Resolves once the current config's validators can answer; rejects (CONFIG_INVALID) if they never will. */
+  ready(): Promise<void> {
+    return this.current.verifier.ready();
+  }
+
+  /**
+   * Builds the new config's validators, waits until they are ready (policies compiled), then swaps them
+   * in. If they never get ready the new generation is discarded and the current one keeps serving.
+   */
+  async replaceWhenReady(config: Config, source: string): Promise<void> {
+    const next = this.build(config);
+    try {
+      await next.verifier.ready();
+    } catch (err) {
+      next.sigstore.stop();
+      await Promise.all([next.registry.close(), next.verifier.close()]);
+      throw err;
+    }
+    this.swap(next, source);
+  }
+
   /** Swaps in a new config; the old registry client closes once its in-flight requests are done. */
   replace(config: Config, source: string): void {
+    this.swap(this.build(config), source);
+  }
+
+  private swap(next: Generation, source: string): void {
     const previous = this.current;
-    this.current = this.build(config);
+    this.current = next;
     this.source = source;
     setTimeout(() => {
       void previous.registry.close();

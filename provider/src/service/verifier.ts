@@ -68,6 +68,11 @@ export class Verifier {
     );
   }
 
+  /** Resolves once every validator can answer (e.g. attestation policies compiled). */
+  async ready(): Promise<void> {
+    await Promise.all([...this.validators.values()].map((v) => v.ready?.() ?? Promise.resolve()));
+  }
+
   /** Closes the validators' own connections (the registry client is the Runtime's to close). */
   async close(): Promise<void> {
     await Promise.all([...this.validators.values()].map((v) => v.close?.() ?? Promise.resolve()));

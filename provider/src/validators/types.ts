@@ -20,6 +20,8 @@ export interface Validator {
   readonly name: string;
   readonly type: ValidatorType;
   validate(request: ValidationRequest): Promise<Validated>;
+  /** Resolves once the validator can answer (policies compiled); rejects with CONFIG_INVALID if it never will. */
+  ready?(): Promise<void>;
   /** Releases connections (called once the config that built it is replaced and drained). */
   close?(): Promise<void>;
 }

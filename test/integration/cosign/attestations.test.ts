@@ -1,7 +1,8 @@
 /**
  * Attestations made by the real `cosign attest` (legacy `.att` tag and v3 bundles), a required predicate
  * type, and a Rego condition on the predicate compiled by the real `opa build -t wasm` and evaluated
- * in-process. The validator is built directly: the config file has no attestation field yet.
+ * in-process. The validator is configured as users configure it (`attestation:` with a `.rego` file
+ * compiled at load by the real opa, or a `.wasm` file opa built), and a broken policy never gets ready.
  */
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,9 +12,7 @@ import { parseReference } from '../../../provider/src/reference/index.ts';
 import { RegistryClient } from '../../../provider/src/registry/index.ts';
 import { SigstoreTrust } from '../../../provider/src/trust/sigstore/index.ts';
 import { ProvenantError } from '../../../provider/src/types/errors.ts';
-import type { AttestationRequirement } from '../../../provider/src/validators/cosign/attestations.ts';
 import { CosignValidator } from '../../../provider/src/validators/cosign/cosign.ts';
-import { loadPredicatePolicy } from '../../../provider/src/validators/cosign/predicate-policy.ts';
 import {
   cosignAttest,
   cosignKeyPair,
@@ -24,6 +23,7 @@ import {
 import { pushRandomImage } from '../../harness/images.ts';
 import { buildWasm } from '../../harness/opa.ts';
 import { makeTempDir } from '../../harness/process.ts';
+import { toolPath } from '../../harness/tools.ts';
 import {
   startDistributionRegistry,
   startReferrersRegistry,
@@ -31,6 +31,7 @@ import {
 } from '../../harness/registry.ts';
 
 const SLSA_V02 = 'https://slsa.dev/provenance/v0.2';
+const ENTRYPOINT = 'provenant/slsa/allow';
 const TRUSTED_BUILDER = 'https://ci.acme.test/builder';
 const POLICY = `package provenant.slsa
 
@@ -42,9 +43,9 @@ allow if input.predicate.builder.id == "${TRUSTED_BUILDER}"
 `;
 
 describe.each([
-  ['legacy .att tags (docker-registry)', 'legacy', () => startDistributionRegistry()],
-  ['v3 bundles (olareg referrers)', 'bundle', startReferrersRegistry],
-] as const)('cosign attestations in %s', (_, format: SignatureFormat, startRegistry) => {
+  ['legacy .att tags (docker-registry), a .rego policy', 'legacy', () => startDistributionRegistry(), 'rego'],
+  ['v3 bundles (olareg referrers), an opa-built .wasm policy', 'bundle', startReferrersRegistry, 'wasm'],
+] as const)('cosign attestations in %s', (_, format: SignatureFormat, startRegistry, policyKind) => {
   let registry: RegistryServer;
   let dir: string;
   let alice: CosignKey;
@@ -82,14 +83,15 @@ describe.each([
   beforeAll(async () => {
     [registry, dir] = await Promise.all([startRegistry(), makeTempDir('cosign-attest')]);
     [alice, mallory] = await Promise.all([cosignKeyPair(dir, 'alice'), cosignKeyPair(dir, 'mallory')]);
-    const requirement: AttestationRequirement = {
-      predicateType: SLSA_V02,
-      policy: await loadPredicatePolicy(await buildWasm(dir, 'slsa', POLICY, 'provenant/slsa/allow')),
-    };
+    process.env['PROVENANT_OPA'] = toolPath('opa');
+    const policy = path.join(dir, `slsa.${policyKind}`);
+    if (policyKind === 'rego') await writeFile(policy, POLICY);
+    else await writeFile(policy, await buildWasm(dir, 'slsa', POLICY, ENTRYPOINT));
     const config: ValidatorConfig = {
       name: 'attested',
       type: 'cosign',
       trustRoots: [{ name: 'alice', key: alice.publicKey }],
+      attestation: { predicateType: SLSA_V02, policy, entrypoint: ENTRYPOINT },
     };
     client = new RegistryClient({
       registries: [{ host: registry.host, insecure: true }],
@@ -97,11 +99,8 @@ describe.each([
       maxRetries: 0,
       maxManifestBytes: 4 * 1024 * 1024,
     });
-    validator = new CosignValidator(config, {
-      registry: client,
-      sigstore: new SigstoreTrust(),
-      attestation: requirement,
-    });
+    validator = new CosignValidator(config, { registry: client, sigstore: new SigstoreTrust() });
+    await validator.ready();
   });
 
   afterAll(async () => {
@@ -136,5 +135,23 @@ describe.each([
     const result = await validate(pinned);
     expect(result instanceof ProvenantError && result.code).toBe('COSIGN_ATTESTATION_MISSING');
     expect(result instanceof ProvenantError && result.message).toContain('does not verify');
+  });
+
+  it('never gets ready with a policy that does not compile: CONFIG_INVALID naming the validator and file', async () => {
+    const broken = path.join(dir, `broken.${policyKind === 'rego' ? 'rego' : 'wasm'}`);
+    await writeFile(broken, policyKind === 'rego' ? 'package provenant.slsa\nallow if {' : 'not wasm');
+    const v = new CosignValidator(
+      {
+        name: 'broken',
+        type: 'cosign',
+        trustRoots: [{ name: 'alice', key: alice.publicKey }],
+        attestation: { predicateType: SLSA_V02, policy: broken, entrypoint: ENTRYPOINT },
+      },
+      { registry: client, sigstore: new SigstoreTrust() },
+    );
+    const error = await v.ready().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ProvenantError);
+    expect((error as ProvenantError).code).toBe('CONFIG_INVALID');
+    expect((error as ProvenantError).message).toContain(`validator broken, attestation.policy ${broken}`);
   });
 });

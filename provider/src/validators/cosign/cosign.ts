@@ -12,6 +12,7 @@ import type { TrustedRoot } from '@sigstore/protobuf-specs';
 import { overrideTrustedRoot, type SigstoreTrust, type TrustOverrides } from '../../trust/sigstore/index.ts';
 import { ProvenantError, type ErrorCode } from '../../types/errors.ts';
 import type { ValidationRequest, Validated, Validator } from '../types.ts';
+import { loadAttestationRequirement } from './attestation-config.ts';
 import { checkAttestation, fetchAttestations, type AttestationRequirement } from './attestations.ts';
 import { evaluatePolicy, selectRoots, type PolicyOutcome } from './policy.ts';
 import { fetchSignatures, type CosignSignature } from './signatures.ts';
@@ -24,8 +25,8 @@ export interface CosignValidatorDeps {
   readonly registry: RegistryClient;
   readonly sigstore: SigstoreTrust;
   /**
-   * An attestation the signers must also have made (predicate type, optional Rego policy). Not yet
-   * reachable from the config file: the schema has no field for it.
+   * An attestation the signers must also have made (predicate type, optional Rego policy), already
+   * loaded; when absent, the validator's `attestation:` config block is loaded instead.
    */
   readonly attestation?: AttestationRequirement | undefined;
 }
@@ -34,6 +35,7 @@ export class CosignValidator implements Validator {
   readonly type = 'cosign';
   readonly name: string;
   private readonly roots: ReadonlyMap<string, RootMaterial>;
+  private readonly attestation: Promise<AttestationRequirement | undefined>;
   private readonly overrides: TrustOverrides | undefined;
   /** The shared root with this validator's `host.*` overrides applied, recomputed when it is refreshed. */
   private overridden: { base: TrustedRoot; root: TrustedRoot } | undefined;
@@ -43,6 +45,14 @@ export class CosignValidator implements Validator {
     private readonly deps: CosignValidatorDeps,
   ) {
     this.name = config.name;
+    this.attestation =
+      deps.attestation !== undefined
+        ? Promise.resolve(deps.attestation)
+        : config.attestation === undefined
+          ? Promise.resolve(undefined)
+          : loadAttestationRequirement(config.name, config.attestation);
+    // Observed by ready(); a rejection must not also surface as an unhandled one.
+    this.attestation.catch(() => undefined);
     this.roots = new Map(config.trustRoots.map((r) => [r.name, rootMaterial(config.name, r)]));
     const { rekorPubkey, ctLogPubkey, fulcioCert } = config.host ?? {};
     this.overrides =
@@ -51,6 +61,11 @@ export class CosignValidator implements Validator {
         : { rekorPubkey, ctLogPubkey, fulcioCert };
     // Bad PEM in host.* is a configuration error: find it now, not on the first admission.
     if (this.overrides !== undefined) this.trustedRoot();
+  }
+
+  /** Resolves once the attestation policy (if any) is compiled; rejects with CONFIG_INVALID otherwise. */
+  async ready(): Promise<void> {
+    await this.attestation;
   }
 
   private trustedRoot(): TrustedRoot {
@@ -98,7 +113,7 @@ export class CosignValidator implements Validator {
     }
     const outcome = evaluatePolicy(selection, counts);
     if (!outcome.ok) throw this.rejection(outcome, image, digest, rejections);
-    const requirement = this.deps.attestation;
+    const requirement = await this.attestation;
     if (requirement !== undefined)
       await this.checkAttestations(image, digest, outcome.signers, options, requirement, signal);
     return { digest, signers: outcome.signers };
