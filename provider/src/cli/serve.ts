@@ -13,6 +13,7 @@ export async function serve(args: Parsed, signal: AbortSignal): Promise<number> 
   const runtime = new Runtime(config, source, {
     metrics,
     warn: (message) => logger.warn(message),
+    refreshPublicGood: true,
     onSigstoreRefresh: (error) =>
       error === undefined
         ? logger.info('sigstore trusted root refreshed through TUF')

@@ -203,6 +203,9 @@ const Sigstore = Type.Object(
     tufMirror: Type.Optional(NonEmpty),
     tufRoot: Type.Optional(NonEmpty),
     trustedRoot: Type.Optional(NonEmpty),
+    offline: Type.Optional(
+      Type.Boolean({ description: 'never refresh the public-good root from its TUF repository' }),
+    ),
   },
   strict,
 );

@@ -16,6 +16,8 @@ export interface RuntimeOptions {
   readonly warn?: ((message: string) => void) | undefined;
   /** Told about each background TUF refresh of the Sigstore trusted root (error undefined: success). */
   readonly onSigstoreRefresh?: ((error: Error | undefined) => void) | undefined;
+  /** Keep the public-good Sigstore root current through TUF when cosign validators use it (serve). */
+  readonly refreshPublicGood?: boolean | undefined;
 }
 
 interface Generation {
@@ -34,6 +36,7 @@ export class Runtime {
   private readonly cache: Cache<CachedOutcome>;
   private readonly metrics: Metrics | undefined;
   private readonly onSigstoreRefresh: ((error: Error | undefined) => void) | undefined;
+  private readonly refreshPublicGood: boolean;
 
   constructor(
     config: Config,
@@ -43,6 +46,7 @@ export class Runtime {
     const opts: RuntimeOptions = 'verifications' in options ? { metrics: options } : options;
     this.metrics = opts.metrics;
     this.onSigstoreRefresh = opts.onSigstoreRefresh;
+    this.refreshPublicGood = opts.refreshPublicGood ?? false;
     this.memory = new MemoryCache<CachedOutcome>(config.cache.maxEntries);
     // The cache section applies at start, like server and log: the Redis connection is not re-made.
     this.redis =
@@ -117,7 +121,11 @@ export class Runtime {
   private build(config: Config): Generation {
     const registry = new RegistryClient({ registries: config.registries, ...config.network });
     // Sigstore trust material: a static trusted root and/or TUF refreshes in the background.
-    const sigstore = configureSigstore(config.sigstore, this.onSigstoreRefresh);
+    const sigstore = configureSigstore(
+      config.sigstore,
+      this.onSigstoreRefresh,
+      this.refreshPublicGood && config.validators.some((v) => v.type === 'cosign'),
+    );
     const verifier = new Verifier(
       config,
       { registry, sigstore: sigstore.trust, cache: this.cache, metrics: this.metrics },

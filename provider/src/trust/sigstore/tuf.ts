@@ -83,7 +83,11 @@ function defaultCacheDir(): string {
   return path.join(os.tmpdir(), 'provenant-tuf');
 }
 
+/** Sigstore's public-good TUF repository (its initial root ships inside @sigstore/tuf). */
+export const PUBLIC_GOOD_TUF_MIRROR = 'https://tuf-repo-cdn.sigstore.dev';
+
 export interface SigstoreConfig {
+  readonly offline?: boolean | undefined;
   readonly tufMirror?: string | undefined;
   readonly tufRoot?: string | undefined;
   readonly trustedRoot?: string | undefined;
@@ -103,14 +107,25 @@ export interface ConfiguredSigstore {
 export function configureSigstore(
   config: SigstoreConfig | undefined,
   onRefresh?: (error: Error | undefined) => void,
+  /**
+   * With neither `trustedRoot` nor `tufMirror`: keep the embedded public-good root current from
+   * public-good's own TUF repository (`provenant serve` with cosign validators, unless `offline`).
+   */
+  refreshPublicGood = false,
 ): ConfiguredSigstore {
-  if (config?.trustedRoot === undefined && config?.tufMirror === undefined)
+  const publicGood =
+    config?.trustedRoot === undefined &&
+    config?.tufMirror === undefined &&
+    refreshPublicGood &&
+    config?.offline !== true;
+  if (config?.trustedRoot === undefined && config?.tufMirror === undefined && !publicGood)
     return { trust: undefined, stop: () => {} };
-  const trust = new SigstoreTrust({ trustedRoot: config.trustedRoot });
-  if (config.tufMirror === undefined) return { trust, stop: () => {} };
+  const trust = new SigstoreTrust({ trustedRoot: config?.trustedRoot });
+  const mirror = config?.tufMirror ?? (publicGood ? PUBLIC_GOOD_TUF_MIRROR : undefined);
+  if (mirror === undefined) return { trust, stop: () => {} };
   const refresher = new TufRefresher(trust, {
-    mirror: config.tufMirror,
-    rootPath: config.tufRoot,
+    mirror,
+    rootPath: config?.tufRoot,
     onRefresh,
   });
   refresher.start();
