@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { createPrivateKey, randomBytes, sign, X509Certificate } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer, request, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -51,13 +51,15 @@ export interface NotaryTokenAuth {
   readonly rootCertPem: string;
 }
 
-export async function startNotaryServer(opts: { tokenAuth?: NotaryTokenAuth } = {}): Promise<NotaryServer> {
+export async function startNotaryServer(
+  opts: { tokenAuth?: NotaryTokenAuth; ca?: CertFiles } = {},
+): Promise<NotaryServer> {
   const dir = await makeTempDir('notary-server');
   try {
     const auth = opts.tokenAuth;
     const bundle = path.join(dir, 'token-root.crt');
     if (auth !== undefined) await writeFile(bundle, auth.rootCertPem);
-    const ca = await makeCa(dir, 'notary-ca');
+    const ca = opts.ca ?? (await makeCa(dir, 'notary-ca'));
     const tls = await issueCert(dir, ca, 'notary-server', 'server');
     const port = await freePort();
     const configPath = path.join(dir, 'server.json');
@@ -322,7 +324,17 @@ export interface TokenServer {
   close(): Promise<void>;
 }
 
-export async function startTokenServer(signer: { username: string; password: string }): Promise<TokenServer> {
+export interface TokenServerOptions {
+  /** Serve HTTPS with this certificate (credentials only ever go to an https realm). */
+  readonly tls?: CertFiles;
+  /** Refuse anonymous pull tokens too: every token needs the signer's credentials. */
+  readonly pullNeedsAuth?: boolean;
+}
+
+export async function startTokenServer(
+  signer: { username: string; password: string },
+  options: TokenServerOptions = {},
+): Promise<TokenServer> {
   const dir = await makeTempDir('notary-token');
   const signing = await makeCa(dir, 'token-signer');
   await rm(dir, { recursive: true, force: true });
@@ -332,12 +344,13 @@ export async function startTokenServer(signer: { username: string; password: str
   const x5c = [new X509Certificate(signing.certPem).raw.toString('base64')];
   const requests: TokenServer['requests'] = [];
   const state = { refuse: false };
-  const server = createHttpServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://token');
     const scope = url.searchParams.get('scope') ?? '';
     const authenticated = req.headers.authorization === expected;
     requests.push({ scope, authenticated });
-    if (state.refuse) return void res.writeHead(403).end();
+    if (state.refuse || (options.pullNeedsAuth === true && !authenticated))
+      return void res.writeHead(401).end();
     // `repository:<gun>:<actions>`; a GUN with a registry port contains ':' itself.
     const match = /^repository:(.+):([a-z*,]+)$/.exec(scope);
     const granted = (match?.[2] ?? '').split(',').filter((a) => a === 'pull' || authenticated);
@@ -355,11 +368,20 @@ export async function startTokenServer(signer: { username: string; password: str
     res
       .writeHead(200, { 'content-type': 'application/json' })
       .end(JSON.stringify({ token, expires_in: 300 }));
-  });
+  };
+  const server =
+    options.tls === undefined
+      ? createHttpServer(handler)
+      : createServer({ cert: options.tls.certPem, key: options.tls.keyPem }, handler);
   await new Promise<void>((resolve) => server.listen(0, LOOPBACK_HOST, resolve));
   const port = (server.address() as AddressInfo).port;
   return {
-    auth: { realm: `http://${LOOPBACK_HOST}:${port}/auth`, service, issuer, rootCertPem: signing.certPem },
+    auth: {
+      realm: `${options.tls === undefined ? 'http' : 'https'}://${LOOPBACK_HOST}:${port}/auth`,
+      service,
+      issuer,
+      rootCertPem: signing.certPem,
+    },
     requests,
     get refuse() {
       return state.refuse;

@@ -68,7 +68,7 @@ function notaryProblems(v: Extract<ValidatorConfig, { type: 'notaryv1' }>, path:
   const problems: string[] = [];
   if (v.auth !== undefined) {
     problems.push(
-      `${path}/auth: credentials for a Notary server are not supported by this build (anonymous token flow only); remove auth`,
+      `${path}/auth: Connaisseur's validator auth is not read by this build; give the Notary host's credentials in a registries: entry for it (username/password) and remove auth`,
     );
   }
   try {

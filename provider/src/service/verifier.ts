@@ -63,7 +63,12 @@ export class Verifier {
     this.validators = new Map(
       config.validators.map((v) => [
         v.name,
-        createValidator(v, { registry: deps.registry, sigstore: deps.sigstore, network: config.network }),
+        createValidator(v, {
+          registry: deps.registry,
+          sigstore: deps.sigstore,
+          network: config.network,
+          registries: config.registries,
+        }),
       ]),
     );
   }

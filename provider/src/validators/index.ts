@@ -1,7 +1,8 @@
 /** Validators are plug-ins chosen by `type`; each lives in its own folder. */
-import type { ValidatorConfig } from '../config/index.ts';
+import type { RegistryConfig, ValidatorConfig } from '../config/index.ts';
 import type { RegistryClient } from '../registry/index.ts';
-import { VersionMemory } from '../trust/notaryv1/index.ts';
+import { notaryBaseUrl, VersionMemory, type NotaryCredentials } from '../trust/notaryv1/index.ts';
+import { RegistryHosts } from '../registry/hosts.ts';
 import { NotaryV1Validator } from './notaryv1/notaryv1.ts';
 import { SigstoreTrust } from '../trust/sigstore/index.ts';
 import { CosignValidator } from './cosign/cosign.ts';
@@ -19,6 +20,8 @@ export interface ValidatorDeps {
   readonly network?: { readonly requestTimeoutMs: number; readonly maxRetries: number } | undefined;
   /** Sigstore trusted root for keyless cosign roots and transparency logs; default public-good. */
   readonly sigstore?: SigstoreTrust | undefined;
+  /** The `registries:` section: a Notary server's credentials come from its entry there. */
+  readonly registries?: readonly RegistryConfig[] | undefined;
 }
 
 /** What this replica has seen of Notary trust data outlives config reloads (rollback protection). */
@@ -40,9 +43,32 @@ export function createValidator(config: ValidatorConfig, deps: ValidatorDeps): V
         versions: NOTARY_VERSIONS,
         requestTimeoutMs: deps.network?.requestTimeoutMs,
         maxRetries: deps.network?.maxRetries,
+        credentials: notaryCredentials(config.host, deps.registries),
       });
     case 'notation':
       // Config loading refuses these types until they are implemented (SUPPORTED_VALIDATOR_TYPES).
       throw new Error(`validator type ${config.type} is not implemented`);
   }
+}
+
+/**
+ * Notary's token server wants the same kind of credentials a registry does: they come from the
+ * `registries:` entry for the Notary host (`username`/`password`), as Docker's client takes them from its
+ * config for that host.
+ */
+function notaryCredentials(
+  host: string,
+  registries: readonly RegistryConfig[] | undefined,
+): NotaryCredentials | undefined {
+  if (registries === undefined) return undefined;
+  let key: string;
+  try {
+    key = notaryBaseUrl(host).host.toLowerCase();
+  } catch {
+    return undefined; // refused at load with a clear message (semantics)
+  }
+  const auth = new RegistryHosts(registries).lookup(key)?.auth;
+  return auth !== undefined && 'username' in auth
+    ? { username: auth.username, password: auth.password }
+    : undefined;
 }

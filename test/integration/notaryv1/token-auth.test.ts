@@ -4,6 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { rm } from 'node:fs/promises';
+import { createValidator } from '../../../provider/src/validators/index.ts';
+import { RegistryClient } from '../../../provider/src/registry/index.ts';
+import { issueCert, makeCa } from '../../harness/pki.ts';
+import { makeTempDir } from '../../harness/process.ts';
 import { parseReference } from '../../../provider/src/reference/index.ts';
 import { ProvenantError } from '../../../provider/src/types/errors.ts';
 import { NotaryV1Validator } from '../../../provider/src/validators/notaryv1/notaryv1.ts';
@@ -94,5 +99,88 @@ describe('notaryv1 validator against a notary-server with token auth', () => {
     } finally {
       tokens.refuse = false;
     }
+  });
+});
+
+describe('notaryv1 validator with credentials for a token server that requires them', () => {
+  let dir: string;
+  let registry: RegistryServer;
+  let tokens: TokenServer;
+  let notary: NotaryServer;
+  let cli: NotaryCli;
+  let gun: string;
+  let digest: string;
+  let rootKey: string;
+  const client = new RegistryClient({
+    registries: [],
+    requestTimeoutMs: 2000,
+    maxRetries: 0,
+    maxManifestBytes: 1 << 20,
+  });
+
+  beforeAll(async () => {
+    dir = await makeTempDir('notary-creds');
+    // One CA for the Notary server and its (HTTPS) token server, as the validator's `cert`.
+    const ca = await makeCa(dir, 'notary-ca');
+    const tokenTls = await issueCert(dir, ca, 'token-server', 'server');
+    [registry, tokens] = await Promise.all([
+      startDistributionRegistry(),
+      startTokenServer(signer, { tls: tokenTls, pullNeedsAuth: true }),
+    ]);
+    notary = await startNotaryServer({ tokenAuth: tokens.auth, ca });
+    cli = await NotaryCli.create(notary, signer);
+    gun = `${registry.host}/team/private`;
+    const pushed = await pushRandomImage(registry.url, 'team/private', 'v1');
+    digest = pushed.digest;
+    await cli.init(gun);
+    await cli.sign(gun, 'v1', pushed.digest, pushed.manifest.length);
+    rootKey = await cli.rootPublicKeyPem(gun);
+  });
+  afterAll(async () => {
+    await client.close();
+    await Promise.all([notary?.stop(), tokens?.close(), registry?.stop(), cli?.remove()]);
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  const build = (auth?: { username: string; password: string }) =>
+    createValidator(
+      {
+        name: 'dct',
+        type: 'notaryv1',
+        host: notary.host,
+        cert: notary.caPem,
+        trustRoots: [{ name: 'default', key: rootKey }],
+      },
+      {
+        registry: client,
+        network: { requestTimeoutMs: 3000, maxRetries: 0 },
+        registries: auth === undefined ? [] : [{ host: notary.host, insecure: false, auth }],
+      },
+    );
+  const validate = (v: ReturnType<typeof build>) =>
+    v
+      .validate({
+        image: parseReference(`${gun}:v1`),
+        rule: { pattern: '*', validator: 'dct' },
+        signal: AbortSignal.timeout(10_000),
+      })
+      .catch((e: unknown) => e);
+
+  it("sends the Notary host's registries: credentials to the token server and verifies", async () => {
+    const v = build(signer);
+    const before = tokens.requests.length;
+    const result = await validate(v);
+    await v.close?.();
+    expect(result).toMatchObject({ digest });
+    expect(tokens.requests.slice(before)).toEqual([{ scope: `repository:${gun}:pull`, authenticated: true }]);
+  });
+
+  it('reports missing credentials as NOTARY_UNAUTHORIZED naming the image', async () => {
+    const v = build();
+    const result = await validate(v);
+    await v.close?.();
+    expect(result).toBeInstanceOf(ProvenantError);
+    expect((result as ProvenantError).code).toBe('NOTARY_UNAUTHORIZED');
+    expect((result as ProvenantError).message).toContain(`${gun}:v1`);
   });
 });

@@ -15,6 +15,7 @@ import {
   VersionMemory,
   type PinnedKey,
 } from '../../trust/notaryv1/index.ts';
+import type { NotaryCredentials } from '../../trust/notaryv1/index.ts';
 import { ProvenantError } from '../../types/errors.ts';
 import type { ValidationRequest, Validated, Validator } from '../types.ts';
 
@@ -27,6 +28,8 @@ export interface NotaryV1Options {
   readonly maxRetries?: number;
   /** Versions seen so far; share one across config reloads so rollback protection survives them. */
   readonly versions?: VersionMemory;
+  /** Basic credentials for the Notary server's token server (from its `registries:` entry). */
+  readonly credentials?: NotaryCredentials | undefined;
 }
 
 /** The Notary GUN: registry and repository, with Docker Hub spelled `docker.io` (Connaisseur). */
@@ -49,6 +52,7 @@ export class NotaryV1Validator implements Validator {
       ca: config.cert,
       requestTimeoutMs: options.requestTimeoutMs,
       maxRetries: options.maxRetries,
+      credentials: options.credentials,
     });
     this.roots = new Map(
       config.trustRoots.map((r: TrustRootConfig) => [r.name, parseTrustRootKey(r.key ?? '')]),
