@@ -3,6 +3,8 @@
  * Helm chart run it, and waits for its "listening on" line to learn the URL.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Agent } from 'undici';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -67,4 +69,15 @@ function stop(child: ChildProcess): Promise<number | null> {
     });
     process.kill(-(child.pid as number), 'SIGTERM');
   });
+}
+
+/**
+ * An undici Agent that trusts the self-generated development certificate of a provenant started
+ * without `server.tls` (the file it names in `--cacert …` when it starts).
+ */
+export function devCertAgent(provenant: RunningProvenant): Agent {
+  const caFile = /--cacert (\S+)\)/.exec(provenant.output())?.[1];
+  if (caFile === undefined)
+    throw new Error(`provenant printed no development certificate:\n${provenant.output()}`);
+  return new Agent({ connect: { ca: readFileSync(caFile, 'utf8') } });
 }

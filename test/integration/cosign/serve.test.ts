@@ -2,15 +2,15 @@
  * cosign end to end: the real `provenant serve` process answering Gatekeeper's /v1/verify and
  * /v1/mutate for images signed by the real cosign CLI in a loopback docker-registry.
  */
-import { readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cosignKeyPair, cosignSign, type CosignKey } from '../../harness/cosign.ts';
 import { pushRandomImage } from '../../harness/images.ts';
 import { makeTempDir } from '../../harness/process.ts';
-import { startProvenant, type RunningProvenant } from '../../harness/provenant.ts';
+import { devCertAgent, startProvenant, type RunningProvenant } from '../../harness/provenant.ts';
 import { startDistributionRegistry, type RegistryServer } from '../../harness/registry.ts';
 
 interface Item {
@@ -66,9 +66,7 @@ server: { port: 0, host: 127.0.0.1 }
 `,
     );
     provenant = await startProvenant(['node', 'bin/provenant.mjs', 'serve', '--config', configPath]);
-    const caFile = /--cacert (\S+)\)/.exec(provenant.output())?.[1];
-    expect(caFile, provenant.output()).toBeDefined();
-    dispatcher = new Agent({ connect: { ca: readFileSync(caFile as string, 'utf8') } });
+    dispatcher = devCertAgent(provenant);
   });
 
   afterAll(async () => {

@@ -3,10 +3,9 @@
  * with the real `notary` client (root, targets and delegation keys) into a real notary-server, and
  * verified end to end, including the attacks Notary's TUF chain exists to stop.
  */
-import { readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { RuleConfig } from '../../../provider/src/config/index.ts';
@@ -25,7 +24,7 @@ import {
   type ReplayProxy,
 } from '../../harness/notary.ts';
 import { freePort, makeTempDir } from '../../harness/process.ts';
-import { startProvenant } from '../../harness/provenant.ts';
+import { devCertAgent, startProvenant } from '../../harness/provenant.ts';
 import { startDistributionRegistry, type RegistryServer } from '../../harness/registry.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -351,10 +350,7 @@ server: { host: 127.0.0.1, port: 0 }
 `,
     );
     const provenant = await startProvenant(['node', 'bin/provenant.mjs', 'serve', '--config', configPath]);
-    const caFile = /--cacert (\S+)\)/.exec(provenant.output())?.[1];
-    const dispatcher = new Agent({
-      connect: { ca: caFile === undefined ? undefined : readFileSync(caFile, 'utf8') },
-    });
+    const dispatcher = devCertAgent(provenant);
     try {
       const good = `${registry.host}/team/app:served`;
       const bad = `${registry.host}/team/app:served-unsigned`;

@@ -6,12 +6,13 @@
 import { readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
+import { request } from 'undici';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHostileServer, type HostileServer } from '../../../provider/test/helpers/hostile-server.ts';
 import { makeTempDir } from '../../harness/process.ts';
-import { startProvenant, type RunningProvenant } from '../../harness/provenant.ts';
+import { devCertAgent, startProvenant, type RunningProvenant } from '../../harness/provenant.ts';
 
 const DEADLINE_MS = 1500;
 const SLACK_MS = 1500;
@@ -81,9 +82,7 @@ describe('provider against a hostile registry', () => {
       '--port',
       '0',
     ]);
-    const caFile = /--cacert (\S+)\)/.exec(provenant.output())?.[1];
-    expect(caFile, provenant.output()).toBeDefined();
-    dispatcher = new Agent({ connect: { ca: readFileSync(caFile as string, 'utf8') } });
+    dispatcher = devCertAgent(provenant);
   });
   afterAll(async () => {
     await dispatcher?.close();

@@ -3,7 +3,6 @@
  * loopback, images pushed by the test, digests cross-checked with the real crane.
  */
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { connect } from 'node:tls';
@@ -12,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { craneDigest, pushRandomImage } from '../../harness/images.ts';
 import { issueCert, makeCa, type CertFiles } from '../../harness/pki.ts';
 import { makeTempDir } from '../../harness/process.ts';
-import { startProvenant, type RunningProvenant } from '../../harness/provenant.ts';
+import { devCertAgent, startProvenant, type RunningProvenant } from '../../harness/provenant.ts';
 import { startDistributionRegistry, type RegistryServer } from '../../harness/registry.ts';
 
 interface ProviderReply {
@@ -48,9 +47,7 @@ describe('npm start on the embedded default config', () => {
   beforeAll(async () => {
     registry = await startDistributionRegistry();
     provenant = await startProvenant(['npm', 'start', '--silent', '--', '--port', '0']);
-    const caFile = /--cacert (\S+)\)/.exec(provenant.output())?.[1];
-    expect(caFile, provenant.output()).toBeDefined();
-    dispatcher = new Agent({ connect: { ca: readFileSync(caFile as string, 'utf8') } });
+    dispatcher = devCertAgent(provenant);
   });
   afterAll(async () => {
     await dispatcher?.close();
