@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-import { issueCert, makeCa, type CertFiles } from './pki.ts';
+import { issueCert, makeCa, selfSignedCert, type CertFiles } from './pki.ts';
 import { LOOPBACK_HOST, freePort, makeTempDir, startProcess } from './process.ts';
 import { toolPath } from './tools.ts';
 
@@ -176,26 +176,11 @@ export class NotaryCli {
    * by openssl, imports the private key so this CLI can sign as the role, and publishes.
    */
   async addDelegation(gun: string, role: string): Promise<void> {
-    const base = path.join(this.trustDir, role.replace(/\//g, '_'));
-    await execFileAsync('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      String(DELEGATION_CERT_DAYS),
-      '-subj',
-      `/CN=${role.replace(/\//g, '-')}`,
-      '-keyout',
-      `${base}.key`,
-      '-out',
-      `${base}.crt`,
-    ]);
-    await this.run('key', 'import', `${base}.key`, '-r', role);
-    await this.run('delegation', 'add', gun, role, `${base}.crt`, '--all-paths', '-p');
+    const cert = await selfSignedCert(this.trustDir, role.replace(/\//g, '-'), {
+      days: DELEGATION_CERT_DAYS,
+    });
+    await this.run('key', 'import', cert.key, '-r', role);
+    await this.run('delegation', 'add', gun, role, cert.cert, '--all-paths', '-p');
   }
 
   /** An encrypted PKCS#8 RSA root key notary accepts for `init --rootkey` (PBES2, HMAC-SHA1). */

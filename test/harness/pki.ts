@@ -22,7 +22,19 @@ async function files(dir: string, name: string): Promise<CertFiles> {
   return { cert, key, certPem: await readFile(cert, 'utf8'), keyPem: await readFile(key, 'utf8') };
 }
 
-export async function makeCa(dir: string, name: string): Promise<CertFiles> {
+export function makeCa(dir: string, name: string): Promise<CertFiles> {
+  return selfSignedCert(dir, name, {
+    days: 2,
+    extensions: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'],
+  });
+}
+
+/** A self-signed P-256 certificate `<dir>/<name>.crt` (key `<name>.key`), CN = name. */
+export async function selfSignedCert(
+  dir: string,
+  name: string,
+  opts: { days: number; extensions?: readonly string[] },
+): Promise<CertFiles> {
   await run('openssl', [
     'req',
     '-x509',
@@ -32,17 +44,14 @@ export async function makeCa(dir: string, name: string): Promise<CertFiles> {
     'ec_paramgen_curve:prime256v1',
     '-nodes',
     '-days',
-    '2',
+    String(opts.days),
     '-subj',
     `/CN=${name}`,
     '-keyout',
     path.join(dir, `${name}.key`),
     '-out',
     path.join(dir, `${name}.crt`),
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
+    ...(opts.extensions ?? []).flatMap((e) => ['-addext', e]),
   ]);
   return files(dir, name);
 }
@@ -53,7 +62,6 @@ export async function issueCert(
   name: string,
   usage: 'server' | 'client' | 'server-and-client',
 ): Promise<CertFiles> {
-  const ext = path.join(dir, `${name}.ext`);
   // server-and-client: Gatekeeper presents its webhook serving certificate to providers as a client.
   const extensions = {
     server: 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n',
@@ -61,7 +69,18 @@ export async function issueCert(
     'server-and-client':
       'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n',
   };
-  await writeFile(ext, extensions[usage]);
+  return issueCertWith(dir, ca, name, { subject: `/CN=${name}`, extensions: extensions[usage], days: 2 });
+}
+
+/** A P-256 certificate signed by `ca` with the given subject and openssl extension lines. */
+export async function issueCertWith(
+  dir: string,
+  ca: CertFiles,
+  name: string,
+  opts: { subject: string; extensions: string; days: number },
+): Promise<CertFiles> {
+  const ext = path.join(dir, `${name}.ext`);
+  await writeFile(ext, opts.extensions);
   const key = path.join(dir, `${name}.key`);
   const csr = path.join(dir, `${name}.csr`);
   await run('openssl', [
@@ -73,7 +92,7 @@ export async function issueCert(
     'ec_paramgen_curve:prime256v1',
     '-nodes',
     '-subj',
-    `/CN=${name}`,
+    opts.subject,
     '-keyout',
     key,
     '-out',
@@ -90,7 +109,7 @@ export async function issueCert(
     ca.key,
     '-CAcreateserial',
     '-days',
-    '2',
+    String(opts.days),
     '-extfile',
     ext,
     '-out',

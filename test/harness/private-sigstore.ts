@@ -4,7 +4,6 @@
  * keyless cosign `.sig` signatures as cosign writes them: a simple-signing payload signed by a short-lived
  * certificate's key, with the certificate and a Rekor bundle (hashedrekord body + SET) as annotations.
  */
-import { execFile } from 'node:child_process';
 import {
   createHash,
   createPrivateKey,
@@ -13,15 +12,12 @@ import {
   sign,
   type KeyObject,
 } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { pushBlob, pushManifest } from './oci-push.ts';
-import { makeCa, type CertFiles } from './pki.ts';
+import { issueCertWith, makeCa, type CertFiles } from './pki.ts';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-
-const run = promisify(execFile);
 
 /** Fulcio's OIDC issuer extension, v2 form (DER UTF8String), as sigstore-js reads it. */
 const FULCIO_ISSUER_OID = '1.3.6.1.4.1.57264.1.8';
@@ -89,53 +85,18 @@ export async function issueSigningCert(
   issuer: string,
 ): Promise<SigningIdentity> {
   const { dir, ca } = sigstore;
-  const ext = path.join(dir, `${name}.ext`);
-  await writeFile(
-    ext,
-    [
+  const issued = await issueCertWith(dir, ca, name, {
+    subject: '/O=sigstore.dev',
+    extensions: [
       `subjectAltName=email:${email}`,
       'keyUsage=critical,digitalSignature',
       'extendedKeyUsage=codeSigning',
       `${FULCIO_ISSUER_OID}=ASN1:UTF8String:${issuer}`,
       '',
     ].join('\n'),
-  );
-  const key = path.join(dir, `${name}.key`);
-  const csr = path.join(dir, `${name}.csr`);
-  const cert = path.join(dir, `${name}.crt`);
-  await run('openssl', [
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-subj',
-    '/O=sigstore.dev',
-    '-keyout',
-    key,
-    '-out',
-    csr,
-  ]);
-  await run('openssl', [
-    'x509',
-    '-req',
-    '-in',
-    csr,
-    '-CA',
-    ca.cert,
-    '-CAkey',
-    ca.key,
-    '-CAcreateserial',
-    '-days',
-    '1',
-    '-extfile',
-    ext,
-    '-out',
-    cert,
-  ]);
-  return { certPem: await readFile(cert, 'utf8'), key: createPrivateKey(await readFile(key, 'utf8')) };
+    days: 1,
+  });
+  return { certPem: issued.certPem, key: createPrivateKey(issued.keyPem) };
 }
 
 /** Signs cosign's simple-signing payload for `image@digest` and logs it in the private "Rekor" (SET). */
