@@ -8,7 +8,10 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 
 import type { RegistryConfig } from '../../src/config/index.ts';
+import { afterEach } from 'vitest';
+
 import { OCI_MANIFEST } from '../../src/registry/index.ts';
+import { ProvenantError } from '../../src/types/errors.ts';
 
 export interface RecordedRequest {
   readonly method: string;
@@ -72,4 +75,43 @@ export function serveManifest(req: IncomingMessage, res: ServerResponse, manifes
     'docker-content-digest': sha256Digest(manifest),
   });
   res.end(req.method === 'HEAD' ? undefined : manifest);
+}
+
+export interface Failure {
+  readonly error: ProvenantError;
+  readonly elapsedMs: number;
+}
+
+/** Runs `work`, which must fail with a ProvenantError, and says how long it took. */
+export async function failureOf(work: () => Promise<unknown>): Promise<Failure> {
+  const started = performance.now();
+  try {
+    await work();
+  } catch (err) {
+    if (!(err instanceof ProvenantError)) throw err;
+    return { error: err, elapsedMs: performance.now() - started };
+  }
+  throw new Error('expected a ProvenantError, but the call succeeded');
+}
+
+/**
+ * Hostile servers (and anything else registered with `onCleanup`) for one describe block, closed after
+ * each test in reverse order.
+ */
+export function hostileServers(): {
+  hostile: (handler: Handler) => Promise<HostileServer>;
+  onCleanup: (cleanup: () => Promise<void>) => void;
+} {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+  return {
+    hostile: async (handler) => {
+      const server = await startHostileServer(handler);
+      cleanups.push(server.close);
+      return server;
+    },
+    onCleanup: (cleanup) => void cleanups.push(cleanup),
+  };
 }

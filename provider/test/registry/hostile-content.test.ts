@@ -2,44 +2,16 @@
  * Faults no honest registry produces, from a hand-built server: redirect loops and chains, storage
  * redirects that must not receive credentials, blobs that lie about their digest, bodies that trickle.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseReference } from '../../src/reference/index.ts';
 import { RegistryClient, type RegistryClientOptions } from '../../src/registry/index.ts';
 import type { RegistryConfig } from '../../src/config/index.ts';
-import { ProvenantError } from '../../src/types/errors.ts';
-import {
-  sha256Digest,
-  startHostileServer,
-  type Handler,
-  type HostileServer,
-} from '../helpers/hostile-server.ts';
+import { failureOf, hostileServers, sha256Digest, type HostileServer } from '../helpers/hostile-server.ts';
 
 const SLACK_MS = 1000;
 
-async function failureOf(
-  work: () => Promise<unknown>,
-): Promise<{ error: ProvenantError; elapsedMs: number }> {
-  const started = performance.now();
-  try {
-    await work();
-  } catch (err) {
-    if (!(err instanceof ProvenantError)) throw err;
-    return { error: err, elapsedMs: performance.now() - started };
-  }
-  throw new Error('expected a ProvenantError, but the call succeeded');
-}
-
 describe('registry client against lying registries', () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  });
-
-  async function hostile(handler: Handler): Promise<HostileServer> {
-    const server = await startHostileServer(handler);
-    cleanups.push(server.close);
-    return server;
-  }
+  const { hostile, onCleanup } = hostileServers();
 
   function client(
     registries: RegistryConfig[],
@@ -53,7 +25,7 @@ describe('registry client against lying registries', () => {
       maxBlobBytes: 64 * 1024,
       ...options,
     });
-    cleanups.push(() => c.close());
+    onCleanup(() => c.close());
     return c;
   }
 

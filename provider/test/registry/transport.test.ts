@@ -1,16 +1,15 @@
 import type { ServerResponse } from 'node:http';
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { parseReference } from '../../src/reference/index.ts';
 import { RegistryClient, retryDelayMs, type RegistryClientOptions } from '../../src/registry/index.ts';
-import { ProvenantError } from '../../src/types/errors.ts';
 import {
+  failureOf,
+  hostileServers,
   manifestBytes,
   serveManifest,
   sha256Digest,
-  startHostileServer,
-  type Handler,
   type HostileServer,
 } from '../helpers/hostile-server.ts';
 
@@ -53,39 +52,13 @@ describe('retryDelayMs', () => {
   });
 });
 
-interface Failure {
-  readonly error: ProvenantError;
-  readonly elapsedMs: number;
-}
-
-/** Runs `work`, which must fail with a ProvenantError, and says how long it took. */
-async function failureOf(work: () => Promise<unknown>): Promise<Failure> {
-  const started = performance.now();
-  try {
-    await work();
-  } catch (err) {
-    if (!(err instanceof ProvenantError)) throw err;
-    return { error: err, elapsedMs: performance.now() - started };
-  }
-  throw new Error('expected a ProvenantError, but the call succeeded');
-}
-
 /** Resolves when the server side of a response is closed (finished, or hung up on by the client). */
 function closed(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => res.on('close', resolve));
 }
 
 describe('registry client over a hostile server', () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  });
-
-  async function hostile(handler: Handler): Promise<HostileServer> {
-    const server = await startHostileServer(handler);
-    cleanups.push(server.close);
-    return server;
-  }
+  const { hostile, onCleanup } = hostileServers();
 
   function clientFor(server: HostileServer, options: Partial<RegistryClientOptions> = {}): RegistryClient {
     const client = new RegistryClient({
@@ -95,7 +68,7 @@ describe('registry client over a hostile server', () => {
       maxManifestBytes: MAX_MANIFEST_BYTES,
       ...options,
     });
-    cleanups.push(() => client.close());
+    onCleanup(() => client.close());
     return client;
   }
 
@@ -238,7 +211,7 @@ describe('registry client over a hostile server', () => {
         maxRetries: 2,
         maxManifestBytes: MAX_MANIFEST_BYTES,
       });
-      cleanups.push(() => client.close());
+      onCleanup(() => client.close());
       const { error } = await failureOf(() =>
         client.resolveDigest(parseReference('127.0.0.1:1/team/app:v1'), deadline()),
       );
