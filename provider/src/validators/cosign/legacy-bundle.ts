@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { bundleFromJSON, type Bundle } from '@sigstore/bundle';
+import { asObject, parseObject } from './payload.ts';
 import type { LegacySignature } from './signatures.ts';
 
 const BUNDLE_V01_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle+json;version=0.1';
@@ -43,7 +44,7 @@ export function legacyToBundle(sig: LegacySignature, hint: string | undefined): 
 }
 
 function rekorEntry(annotation: string): unknown {
-  const rekor = asObject(parseJson(annotation));
+  const rekor = parseObject(annotation);
   const payload = asObject(rekor?.['Payload']);
   const set = rekor?.['SignedEntryTimestamp'];
   const body = payload?.['body'];
@@ -62,7 +63,7 @@ function rekorEntry(annotation: string): unknown {
       'the Rekor bundle annotation is not {SignedEntryTimestamp, Payload: {body, integratedTime, logIndex, logID}}',
     );
   }
-  const entry = asObject(parseJson(Buffer.from(body, 'base64').toString('utf8')));
+  const entry = parseObject(Buffer.from(body, 'base64'));
   if (typeof entry?.['kind'] !== 'string' || typeof entry['apiVersion'] !== 'string')
     throw new LegacyBundleError('the Rekor entry body has no kind and apiVersion');
   return {
@@ -79,18 +80,4 @@ function pemToDer(pem: string): Buffer[] {
   return [...pem.matchAll(PEM_CERTIFICATE)].map((m) =>
     Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64'),
   );
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-function asObject(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : undefined;
 }

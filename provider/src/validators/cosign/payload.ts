@@ -47,15 +47,16 @@ export function parseStatement(
   return { digests, dockerReference: undefined, predicateType: type, predicate: json['predicate'] };
 }
 
-function parseObject(bytes: Buffer): Record<string, unknown> | undefined {
+/** The JSON object in `bytes`, or undefined for anything else (invalid JSON, arrays, scalars). */
+export function parseObject(bytes: Buffer | string): Record<string, unknown> | undefined {
   try {
-    return asObject(JSON.parse(bytes.toString('utf8')));
+    return asObject(JSON.parse(typeof bytes === 'string' ? bytes : bytes.toString('utf8')));
   } catch {
     return undefined;
   }
 }
 
-function asObject(value: unknown): Record<string, unknown> | undefined {
+export function asObject(value: unknown): Record<string, unknown> | undefined {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
     ? (value as Record<string, unknown>)
     : undefined;

@@ -145,10 +145,7 @@ export function checkBundle(
     const keyless = verifyKeyless(bundle, undefined, root, opts);
     if (!keyless.ok) return keyless;
   }
-  const claim =
-    envelope.payloadType === IN_TOTO_PAYLOAD_TYPE
-      ? parseStatement(envelope.payload, predicateType)
-      : undefined;
+  const claim = inTotoClaim(envelope, predicateType);
   if (claim === undefined)
     return fail(
       'malformed',
@@ -186,10 +183,7 @@ export function checkArtifactBundle(
   const keyless = verifyKeyless(bundle, undefined, root, options);
   if (!keyless.ok) return keyless;
   const envelope = bundle.content.dsseEnvelope;
-  const claim =
-    envelope.payloadType === IN_TOTO_PAYLOAD_TYPE
-      ? parseStatement(envelope.payload, predicateType)
-      : undefined;
+  const claim = inTotoClaim(envelope, predicateType);
   if (claim === undefined)
     return fail(
       'malformed',
@@ -301,4 +295,14 @@ function sigstoreFailure(err: unknown): Extract<Check, { ok: false }> {
 
 function fail(failure: Failure, detail: string): Extract<Check, { ok: false }> {
   return { ok: false, failure, detail };
+}
+
+/** The in-toto statement a DSSE envelope carries (with `predicateType` when given), if it is one. */
+function inTotoClaim(
+  envelope: { readonly payloadType: string; readonly payload: Buffer },
+  predicateType: string | undefined,
+): ReturnType<typeof parseStatement> {
+  return envelope.payloadType === IN_TOTO_PAYLOAD_TYPE
+    ? parseStatement(envelope.payload, predicateType)
+    : undefined;
 }
