@@ -38,7 +38,7 @@ log: { level: error }`,
     process.cwd(),
   );
   const metrics = new Metrics(false);
-  const runtime = new Runtime(config, 'bench', metrics);
+  const runtime = new Runtime(config, 'bench', { metrics });
   const server = await startServer({
     runtime,
     metrics,

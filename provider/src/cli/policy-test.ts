@@ -39,6 +39,7 @@ export async function policy(args: Parsed, out: NodeJS.WritableStream): Promise<
   const { config, source } = loadConfig(args.config);
   const runtime = new Runtime(config, source);
   try {
+    await runtime.ready();
     const resolve = args.unavailable
       ? () => Promise.resolve(systemErrorResponse(UNAVAILABLE_MESSAGE))
       : verifierResolver(runtime);

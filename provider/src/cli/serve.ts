@@ -39,7 +39,7 @@ export async function serve(args: Parsed, signal: AbortSignal): Promise<number> 
       ? undefined
       : new ConfigWatcher(args.config, {
           onReload: (loaded) => {
-            runtime.replaceWhenReady(loaded.config, loaded.source).then(
+            runtime.replace(loaded.config, loaded.source).then(
               () => {
                 metrics.configReloads.inc({ result: 'ok' });
                 logger.info(

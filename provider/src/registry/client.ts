@@ -79,9 +79,8 @@ export class RegistryClient {
   /** A manifest by tag or digest; its digest is computed from the bytes, and checked when asked by digest. */
   async fetchManifest(ref: ImageReference, tagOrDigest: string, signal: AbortSignal): Promise<Manifest> {
     const manifest = await this.findManifest(ref, tagOrDigest, signal);
-    if (manifest === undefined)
-      expectOk({ status: 404, headers: {}, body: Buffer.alloc(0) }, ref, 'manifest');
-    return manifest as Manifest;
+    if (manifest === undefined) throw notFound(ref, 404, 'manifest');
+    return manifest;
   }
 
   /** Like fetchManifest, but a missing tag or digest (404) is `undefined` rather than an error. */
@@ -238,7 +237,11 @@ export class RegistryClient {
       const authorization = await this.authorize(ref, route, source, agent, url, res, scope, signal);
       res = await this.transport.send(agent, request(authorization));
     }
-    return this.followRedirects(ref, route, request(undefined), res, url);
+    const final = await this.followRedirects(ref, route, request(undefined), res, url);
+    // Every registry request needs pull access: a refusal is the same error whatever was asked for.
+    if (final.status === 401 || final.status === 403)
+      throw unauthorized(ref, route, 'the registry refused the credentials', String(final.status));
+    return final;
   }
 
   /**
@@ -440,44 +443,42 @@ function parseToken(body: Buffer, ref: ImageReference, route: Route): CachedToke
   return { header: `Bearer ${token}`, expiresAtMs: Date.now() + Math.max(0, lifetimeS - 5) * 1000 };
 }
 
-function unauthorized(ref: ImageReference, route: Route, why: string): ProvenantError {
+function unauthorized(ref: ImageReference, route: Route, why: string, found = '401/403'): ProvenantError {
   const via = route.registry === ref.registry ? '' : ` (mirror of ${ref.registry})`;
   return new ProvenantError(
     'REGISTRY_UNAUTHORIZED',
-    `registry ${route.registry}${via} refused access to ${ref.original}: expected pull access to ${route.repository}, found 401/403 (${why})`,
+    `registry ${route.registry}${via} refused access to ${ref.original}: expected pull access to ${route.repository}, found ${found} (${why})`,
     { image: ref.original },
   );
 }
 
-/** Maps a non-200 registry answer to the right coded error; transient ones become system errors. */
-function expectOk(
-  res: HttpResponse,
-  ref: ImageReference,
-  what: 'manifest' | 'blob' | 'token' | 'referrers index',
-): void {
+type Expected = 'manifest' | 'blob' | 'token' | 'referrers index';
+
+/**
+ * Maps a non-200 registry answer to the right coded error; transient ones become system errors.
+ * 401/403 never get here: `request` reports them, with the route (mirror) they came from.
+ */
+function expectOk(res: HttpResponse, ref: ImageReference, what: Expected): void {
   if (res.status === 200) return;
   const at = `registry ${ref.registry} answered ${res.status} for ${ref.original}`;
   const image = ref.original;
-  if (res.status === 401 || res.status === 403) {
-    throw new ProvenantError(
-      'REGISTRY_UNAUTHORIZED',
-      `registry ${ref.registry} refused access to ${image}: expected pull access to ${ref.repository}, found ${res.status} (the registry refused the credentials)`,
-      { image },
-    );
-  }
-  if (res.status === 404 && what === 'blob') {
-    throw new ProvenantError('REGISTRY_BLOB_UNKNOWN', `${at}: expected a blob, found none`, { image });
-  }
-  if (res.status === 404) {
-    throw new ProvenantError(
-      'REGISTRY_MANIFEST_UNKNOWN',
-      `${at}: expected a ${what}, found none (unknown tag, digest or repository)`,
-      { image },
-    );
-  }
+  if (res.status === 404) throw notFound(ref, res.status, what);
   if (res.status === 429)
     throw new ProvenantError('REGISTRY_RATE_LIMITED', `${at}: rate limited, retries exhausted`, { image });
   if (res.status >= 500)
     throw new ProvenantError('REGISTRY_SERVER_ERROR', `${at}: server error, retries exhausted`, { image });
   throw new ProvenantError('REGISTRY_BAD_RESPONSE', `${at}: expected 200 with a ${what}`, { image });
+}
+
+function notFound(ref: ImageReference, status: number, what: Expected): ProvenantError {
+  const at = `registry ${ref.registry} answered ${status} for ${ref.original}`;
+  if (what === 'blob')
+    return new ProvenantError('REGISTRY_BLOB_UNKNOWN', `${at}: expected a blob, found none`, {
+      image: ref.original,
+    });
+  return new ProvenantError(
+    'REGISTRY_MANIFEST_UNKNOWN',
+    `${at}: expected a ${what}, found none (unknown tag, digest or repository)`,
+    { image: ref.original },
+  );
 }

@@ -34,19 +34,12 @@ export class Runtime {
   private readonly memory: MemoryCache<CachedOutcome>;
   private readonly redis: RedisCache<CachedOutcome> | undefined;
   private readonly cache: Cache<CachedOutcome>;
-  private readonly metrics: Metrics | undefined;
-  private readonly onSigstoreRefresh: ((error: Error | undefined) => void) | undefined;
-  private readonly refreshPublicGood: boolean;
 
   constructor(
     config: Config,
     private source: string,
-    options: RuntimeOptions | Metrics = {},
+    private readonly options: RuntimeOptions = {},
   ) {
-    const opts: RuntimeOptions = 'verifications' in options ? { metrics: options } : options;
-    this.metrics = opts.metrics;
-    this.onSigstoreRefresh = opts.onSigstoreRefresh;
-    this.refreshPublicGood = opts.refreshPublicGood ?? false;
     this.memory = new MemoryCache<CachedOutcome>(config.cache.maxEntries);
     // The cache section applies at start, like server and log: the Redis connection is not re-made.
     this.redis =
@@ -55,7 +48,7 @@ export class Runtime {
         : new RedisCache<CachedOutcome>({
             url: config.cache.redis,
             prefix: 'provenant:v1:',
-            onError: opts.warn,
+            onError: options.warn,
           });
     this.cache = this.redis === undefined ? this.memory : new TieredCache(this.memory, this.redis);
     this.current = this.build(config);
@@ -82,7 +75,7 @@ export class Runtime {
    * Builds the new config's validators, waits until they are ready (policies compiled), then swaps them
    * in. If they never get ready the new generation is discarded and the current one keeps serving.
    */
-  async replaceWhenReady(config: Config, source: string): Promise<void> {
+  async replace(config: Config, source: string): Promise<void> {
     const next = this.build(config);
     try {
       await next.verifier.ready();
@@ -94,11 +87,7 @@ export class Runtime {
     this.swap(next, source);
   }
 
-  /** Swaps in a new config; the old registry client closes once its in-flight requests are done. */
-  replace(config: Config, source: string): void {
-    this.swap(this.build(config), source);
-  }
-
+  /** Swaps in a ready generation; the old one's connections close once its in-flight requests are done. */
   private swap(next: Generation, source: string): void {
     const previous = this.current;
     this.current = next;
@@ -123,12 +112,12 @@ export class Runtime {
     // Sigstore trust material: a static trusted root and/or TUF refreshes in the background.
     const sigstore = configureSigstore(
       config.sigstore,
-      this.onSigstoreRefresh,
-      this.refreshPublicGood && config.validators.some((v) => v.type === 'cosign'),
+      this.options.onSigstoreRefresh,
+      this.options.refreshPublicGood === true && config.validators.some((v) => v.type === 'cosign'),
     );
     const verifier = new Verifier(
       config,
-      { registry, sigstore: sigstore.trust, cache: this.cache, metrics: this.metrics },
+      { registry, sigstore: sigstore.trust, cache: this.cache, metrics: this.options.metrics },
       policyFingerprint(config),
     );
     return { config, verifier, registry, sigstore };

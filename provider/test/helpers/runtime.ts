@@ -16,7 +16,7 @@ export function configFromYaml(yaml: string): Config {
 }
 
 export function runtimeFromYaml(yaml: string, metrics = new Metrics(false)): Runtime {
-  return new Runtime(configFromYaml(yaml), TEST_CONFIG_SOURCE, metrics);
+  return new Runtime(configFromYaml(yaml), TEST_CONFIG_SOURCE, { metrics });
 }
 
 export interface TestServer {
