@@ -133,15 +133,7 @@ export function loggedSignature(
       },
     }),
   ).toString('base64');
-  const rekorDer = createPublicKey(sigstore.rekorKey).export({ type: 'spki', format: 'der' });
-  const entry = {
-    body,
-    integratedTime: Math.floor(Date.now() / 1000),
-    logID: createHash('sha256').update(rekorDer).digest('hex'),
-    logIndex: 1,
-  };
-  // The SET: Rekor's signature over the canonical JSON of the entry (keys sorted, no spaces).
-  const set = sign('sha256', Buffer.from(JSON.stringify(entry)), sigstore.rekorKey).toString('base64');
+  const { entry, set } = logEntry(sigstore, body, 1);
   return {
     payload,
     annotations: {
@@ -229,14 +221,7 @@ export function keylessBundle(sigstore: PrivateSigstore, signer: SigningIdentity
       },
     }),
   ).toString('base64');
-  const rekorDer = createPublicKey(sigstore.rekorKey).export({ type: 'spki', format: 'der' });
-  const entry = {
-    body,
-    integratedTime: Math.floor(Date.now() / 1000),
-    logID: createHash('sha256').update(rekorDer).digest('hex'),
-    logIndex: 2,
-  };
-  const set = sign('sha256', Buffer.from(JSON.stringify(entry)), sigstore.rekorKey).toString('base64');
+  const { entry, set, rekorDer } = logEntry(sigstore, body, 2);
   return Buffer.from(
     JSON.stringify({
       mediaType: 'application/vnd.dev.sigstore.bundle+json;version=0.1',
@@ -306,4 +291,26 @@ export async function pushBundleReferrer(
     index,
     'application/vnd.oci.image.index.v1+json',
   );
+}
+
+/** A private "Rekor" entry for `body` (base64) and its SET: the log's signature over the entry's canonical JSON. */
+function logEntry(
+  sigstore: PrivateSigstore,
+  body: string,
+  logIndex: number,
+): {
+  entry: { body: string; integratedTime: number; logID: string; logIndex: number };
+  set: string;
+  rekorDer: Buffer;
+} {
+  const rekorDer = createPublicKey(sigstore.rekorKey).export({ type: 'spki', format: 'der' });
+  // Keys in sorted order and no spaces: JSON.stringify of this literal is the canonical form.
+  const entry = {
+    body,
+    integratedTime: Math.floor(Date.now() / 1000),
+    logID: createHash('sha256').update(rekorDer).digest('hex'),
+    logIndex,
+  };
+  const set = sign('sha256', Buffer.from(JSON.stringify(entry)), sigstore.rekorKey).toString('base64');
+  return { entry, set, rekorDer };
 }
