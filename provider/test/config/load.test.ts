@@ -181,6 +181,12 @@ describe('defaults', () => {
       maxKeys: 1000,
       bodyLimitBytes: 1_048_576,
       requestDeadlineMs: 2500,
+      headersTimeoutMs: 5000,
+      bodyTimeoutMs: 10_000,
+      idleTimeoutMs: 30_000,
+      maxConnections: 1000,
+      drainSeconds: 10,
+      allowDevCertificate: false,
       tls: undefined,
     });
   });
