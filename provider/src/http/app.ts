@@ -122,8 +122,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
 
   if (opts.clientCertificateRequired === true) {
-    app.addHook('onRequest', async (req) => {
-      if (!PUBLIC_ROUTES.has(req.routeOptions.url ?? '')) requireClientCertificate(req);
+    app.addHook('onRequest', (req, _reply, done) => {
+      done(PUBLIC_ROUTES.has(req.routeOptions.url ?? '') ? undefined : clientCertificateProblem(req));
     });
   }
   // Draining for shutdown: every answer closes its connection, so keep-alive clients reconnect (to
@@ -162,7 +162,7 @@ function registerBodyParsers(app: FastifyInstance): void {
   app.addContentTypeParser('*', { parseAs: 'string' }, (req, body, done) => {
     const declared = req.headers['content-type'];
     if (declared === undefined) {
-      json(req, body as string, done);
+      void json(req, body as string, done);
       return;
     }
     done(
@@ -175,14 +175,15 @@ function registerBodyParsers(app: FastifyInstance): void {
   });
 }
 
-function requireClientCertificate(req: FastifyRequest): void {
+/** Fails closed: a socket that is not TLS (or not verified) has no authorized certificate. */
+function clientCertificateProblem(req: FastifyRequest): ProvenantError | undefined {
   const socket = req.raw.socket as TLSSocket;
-  if (socket.authorized) return;
+  if (socket.authorized) return undefined;
   const presented = Object.keys(socket.getPeerCertificate?.() ?? {}).length > 0;
   const found = presented
     ? `a certificate that does not verify (${String(socket.authorizationError)})`
     : 'no certificate';
-  throw new ProvenantError(
+  return new ProvenantError(
     'REQUEST_CLIENT_CERTIFICATE_REQUIRED',
     `expected a client certificate signed by server.tls.clientCA for ${req.method} ${req.url.split('?')[0] ?? ''}, found ${found}`,
   );
@@ -248,26 +249,23 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Socket, server: S
 type ServerConfig = Runtime['config']['server'];
 
 function clientError(err: NodeJS.ErrnoException, server: ServerConfig): ProvenantError {
-  switch (err.code) {
-    case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return new ProvenantError(
-        'REQUEST_TIMEOUT',
-        `expected the request headers within ${server.headersTimeoutMs} ms (server.headersTimeoutMs) and the whole request within ${server.bodyTimeoutMs} ms (server.bodyTimeoutMs), found it incomplete; closing the connection`,
-      );
-    case 'HPE_HEADER_OVERFLOW':
-      return new ProvenantError(
-        'REQUEST_HEADERS_TOO_LARGE',
-        `expected request headers of at most ${MAX_HEADER_BYTES} bytes, found more`,
-      );
-    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
-      return new ProvenantError(
-        'REQUEST_TOO_LARGE',
-        'expected chunk extensions of at most 16 KiB, found more',
-      );
-    default:
-      return new ProvenantError(
-        'REQUEST_MALFORMED',
-        `expected an HTTP/1.1 request, found one the parser refuses (${err.code ?? 'unknown'}: ${err.message})`,
-      );
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return new ProvenantError(
+      'REQUEST_TIMEOUT',
+      `expected the request headers within ${server.headersTimeoutMs} ms (server.headersTimeoutMs) and the whole request within ${server.bodyTimeoutMs} ms (server.bodyTimeoutMs), found it incomplete; closing the connection`,
+    );
   }
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    return new ProvenantError(
+      'REQUEST_HEADERS_TOO_LARGE',
+      `expected request headers of at most ${MAX_HEADER_BYTES} bytes, found more`,
+    );
+  }
+  if (err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') {
+    return new ProvenantError('REQUEST_TOO_LARGE', 'expected chunk extensions of at most 16 KiB, found more');
+  }
+  return new ProvenantError(
+    'REQUEST_MALFORMED',
+    `expected an HTTP/1.1 request, found one the parser refuses (${err.code ?? 'unknown'}: ${err.message})`,
+  );
 }

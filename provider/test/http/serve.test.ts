@@ -90,7 +90,7 @@ function open(port: number, head: string, feed: (socket: TLSSocket) => void = ()
     socket.setEncoding('utf8');
     socket.on('data', (d: string) => (received += d));
     // A reset after the answer is still a close; one before the handshake is a failure.
-    socket.on('error', (err) => (started === 0 ? reject(err) : undefined));
+    socket.on('error', (err: Error) => (started === 0 ? reject(err) : undefined));
     socket.once('close', () => resolve({ received, closedAfterMs: performance.now() - started }));
   });
   return { received: () => received, closed };
