@@ -175,11 +175,15 @@ function registerBodyParsers(app: FastifyInstance): void {
   });
 }
 
-/** Fails closed: a socket that is not TLS (or not verified) has no authorized certificate. */
+/**
+ * Fails closed: a socket that is not TLS has no certificate. `authorized` alone is not enough: node
+ * reports a resumed TLS 1.3 session as authorized when the client presented no certificate at all
+ * (VerifyPeerCertificate takes the resumption PSK as authentication), so a certificate must be there too.
+ */
 function clientCertificateProblem(req: FastifyRequest): ProvenantError | undefined {
   const socket = req.raw.socket as TLSSocket;
-  if (socket.authorized) return undefined;
   const presented = Object.keys(socket.getPeerCertificate?.() ?? {}).length > 0;
+  if (presented && socket.authorized) return undefined;
   const found = presented
     ? `a certificate that does not verify (${String(socket.authorizationError)})`
     : 'no certificate';

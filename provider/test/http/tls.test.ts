@@ -144,7 +144,7 @@ describe('serving TLS', () => {
     // One server for this block, closed after it (the file's afterEach closes per-test servers).
     let own: { server: RunningServer; runtime: Runtime } | undefined;
     beforeAll(async () => {
-      url = (await start(fileTls(`, clientCA: ${ca.cert}`))).url;
+      url = (await start(fileTls(`, clientCA: ${ca.cert}, minVersion: TLSv1.3`))).url;
       own = running.pop();
     });
     afterAll(async () => {
@@ -195,6 +195,47 @@ describe('serving TLS', () => {
       const res = await request(`${url}/v1/other`, { dispatcher: agent() });
       expect(res.statusCode).toBe(403);
       expect(await res.body.text()).toContain('REQUEST_CLIENT_CERTIFICATE_REQUIRED');
+    });
+
+    /** Posts to /v1/verify over a raw TLS connection; resolves with the status and whether TLS resumed. */
+    function rawVerify(
+      opts: ConnectionOptions,
+    ): Promise<{ status: number; resumed: boolean; session: Buffer | undefined }> {
+      const { port } = new URL(url);
+      return new Promise((resolve, reject) => {
+        let session: Buffer | undefined;
+        let received = '';
+        let resumed = false;
+        const socket = connect({ host: '127.0.0.1', port: Number(port), ca: ca.certPem, ...opts }, () => {
+          resumed = socket.isSessionReused();
+          const body = JSON.stringify({ request: { keys: [ALLOWED] } });
+          socket.write(
+            `POST /v1/verify HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+          );
+        });
+        socket.on('session', (s: Buffer) => (session = s));
+        socket.setEncoding('utf8');
+        socket.on('data', (d: string) => (received += d));
+        socket.once('error', reject);
+        socket.once('close', () => resolve({ status: Number(received.slice(9, 12)), resumed, session }));
+      });
+    }
+
+    it('refuses /v1/verify to a client with no certificate that resumes a TLS session', async () => {
+      const first = await rawVerify({});
+      expect(first).toMatchObject({ status: 403, resumed: false, session: expect.any(Buffer) as unknown });
+      // node reports such a resumed session as authorized; the provider must not take that for a certificate.
+      expect(await rawVerify({ session: first.session })).toMatchObject({ status: 403, resumed: true });
+    });
+
+    it('answers /v1/verify to a trusted client that resumes its TLS session', async () => {
+      const withCert = { cert: client.certPem, key: client.keyPem };
+      const first = await rawVerify(withCert);
+      expect(first).toMatchObject({ status: 200, resumed: false, session: expect.any(Buffer) as unknown });
+      expect(await rawVerify({ ...withCert, session: first.session })).toMatchObject({
+        status: 200,
+        resumed: true,
+      });
     });
 
     it('answers /v1/verify to a client whose certificate the client CA signed', async () => {
