@@ -240,6 +240,14 @@ function unfrozenPaths(value: unknown, path = ''): string[] {
   return [...own, ...Object.entries(value).flatMap(([key, child]) => unfrozenPaths(child, `${path}/${key}`))];
 }
 
+describe('server timeouts', () => {
+  it('refuses a headers timeout longer than the whole-request timeout it is part of', () => {
+    expect(configProblems(`${MINIMAL}server: { headersTimeoutMs: 20000, bodyTimeoutMs: 10000 }\n`)).toEqual([
+      '/server/headersTimeoutMs: expected at most server.bodyTimeoutMs (10000), found 20000',
+    ]);
+  });
+});
+
 describe('the loaded config', () => {
   const config = parseConfig(
     `${MINIMAL}    with: { trustRoot: default, required: [a] }

@@ -4,7 +4,7 @@
  */
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { startServer, type RunningServer } from '../../src/http/index.ts';
 import { createLogger, Metrics } from '../../src/observability/index.ts';
@@ -128,9 +128,20 @@ function trickle(text: string, everyMs: number): (socket: TLSSocket) => void {
 }
 
 describe('the listening server', () => {
+  // One server for the tests that leave it as they found it; the others start their own.
+  let shared: Started;
+  beforeAll(async () => {
+    shared = await start();
+    running.splice(running.indexOf(shared), 1);
+  });
+  afterAll(async () => {
+    await shared.server.close();
+    await shared.runtime.close();
+  });
+
   describe('closing clients that stall (server.headersTimeoutMs, bodyTimeoutMs, idleTimeoutMs)', () => {
     it('answers a body that stops half way with a 408 ProviderResponse and closes the connection', async () => {
-      const { port } = await start();
+      const { port } = shared;
       const { received, closedAfterMs } = await exchange(
         port,
         `${postHead(`Content-Length: ${REQUEST_JSON.length}\r\n`)}\r\n${REQUEST_JSON.slice(0, 10)}`,
@@ -145,7 +156,7 @@ describe('the listening server', () => {
     });
 
     it('closes a body that trickles a byte at a time, however steadily, once bodyTimeoutMs has passed', async () => {
-      const { port } = await start();
+      const { port } = shared;
       const { received, closedAfterMs } = await exchange(
         port,
         `${postHead('Content-Length: 100000\r\n')}\r\n`,
@@ -157,7 +168,7 @@ describe('the listening server', () => {
     });
 
     it('closes a chunked body that trickles', async () => {
-      const { port } = await start();
+      const { port } = shared;
       const { received, closedAfterMs } = await exchange(
         port,
         `${postHead('Transfer-Encoding: chunked\r\n')}\r\n`,
@@ -168,7 +179,7 @@ describe('the listening server', () => {
     });
 
     it('closes a client that trickles its headers (slowloris) after headersTimeoutMs', async () => {
-      const { port } = await start();
+      const { port } = shared;
       const { received, closedAfterMs } = await exchange(
         port,
         'POST /v1/verify HTTP/1.1\r\n',
@@ -179,7 +190,7 @@ describe('the listening server', () => {
     });
 
     it('closes a connection that never finishes the TLS handshake after headersTimeoutMs', async () => {
-      const { port } = await start();
+      const { port } = shared;
       const closedAfterMs = await new Promise<number>((resolve) => {
         const started = performance.now();
         const socket: Socket = tcpConnect({ host: '127.0.0.1', port });
@@ -190,7 +201,7 @@ describe('the listening server', () => {
     });
 
     it('closes a keep-alive connection left idle for idleTimeoutMs, after answering on it', async () => {
-      const { port } = await start();
+      const { port } = shared;
       const { received, closedAfterMs } = await exchange(
         port,
         `${postHead(`Content-Length: ${REQUEST_JSON.length}\r\n`)}\r\n${REQUEST_JSON}`,
@@ -245,7 +256,7 @@ describe('the listening server', () => {
 
   describe('answering framing errors with a ProviderResponse', () => {
     it('answers headers over 16 KiB with a 431 naming REQUEST_HEADERS_TOO_LARGE', async () => {
-      const { port } = await start();
+      const { port } = shared;
       const { received } = await exchange(port, `${postHead(`X-Big: ${'a'.repeat(20_000)}\r\n`)}\r\n`);
       const answer = parseAnswer(received);
       expect(answer.status).toBe(431);
@@ -255,7 +266,7 @@ describe('the listening server', () => {
     });
 
     it('answers broken chunked encoding with a 400 naming REQUEST_MALFORMED', async () => {
-      const { port } = await start();
+      const { port } = shared;
       const { received } = await exchange(
         port,
         `${postHead('Transfer-Encoding: chunked\r\n')}\r\nzz\r\n{}\r\n0\r\n\r\n`,

@@ -157,7 +157,7 @@ registries:
     const reply = await post(
       `${provenant.url}/v1/verify`,
       anonymous,
-      providerRequest([`${registry.host}/allowed/app:1.0`]),
+      providerRequest([`${registry.host}/denied/app:probe`]),
       {
         'content-type': 'application/json',
       },
