@@ -189,6 +189,13 @@ describe('the listening server', () => {
       expect(closedAfterMs).toBeLessThan(HEADERS_TIMEOUT_MS + CHECK_SLACK_MS);
     });
 
+    it('closes a connection that sends nothing after the TLS handshake after headersTimeoutMs', async () => {
+      const { port } = shared;
+      const { received, closedAfterMs } = await exchange(port, '');
+      expect(parseAnswer(received).status).toBe(408);
+      expect(closedAfterMs).toBeLessThan(HEADERS_TIMEOUT_MS + CHECK_SLACK_MS);
+    });
+
     it('closes a connection that never finishes the TLS handshake after headersTimeoutMs', async () => {
       const { port } = shared;
       const closedAfterMs = await new Promise<number>((resolve) => {
