@@ -139,6 +139,12 @@ const Tls = Type.Object(
     key: NonEmpty,
     clientCA: Type.Optional(NonEmpty),
     minVersion: Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')], { default: 'TLSv1.2' }),
+    ciphers: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'OpenSSL cipher list (TLS 1.2 and 1.3 names); default: forward-secret AEAD suites only',
+      }),
+    ),
   },
   strict,
 );
@@ -151,6 +157,28 @@ const Server = Type.Object(
     maxKeys: Type.Integer({ minimum: 1, maximum: 10000, default: 1000 }),
     bodyLimitBytes: Type.Integer({ minimum: 1024, default: 1_048_576 }),
     requestDeadlineMs: Type.Integer({ minimum: 100, default: 2500, description: 'answer within (ms)' }),
+    // Slow clients (slowloris, a stalled body) are closed rather than held: each bound is per connection.
+    headersTimeoutMs: Type.Integer({
+      minimum: 100,
+      default: 5000,
+      description: 'TLS handshake, then request headers, must arrive within (ms)',
+    }),
+    bodyTimeoutMs: Type.Integer({
+      minimum: 100,
+      default: 10_000,
+      description: 'the whole request (headers and body) must arrive within (ms)',
+    }),
+    idleTimeoutMs: Type.Integer({ minimum: 100, default: 30_000, description: 'keep-alive idle (ms)' }),
+    maxConnections: Type.Integer({ minimum: 1, default: 1000 }),
+    drainSeconds: Type.Integer({
+      minimum: 0,
+      default: 10,
+      description: 'after SIGTERM: not ready, still answering, before the listener closes (s)',
+    }),
+    allowDevCertificate: Type.Boolean({
+      default: false,
+      description: 'serve the self-generated certificate on a non-loopback host (never in production)',
+    }),
   },
   { ...strict, default: {} },
 );

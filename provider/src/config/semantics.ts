@@ -21,7 +21,17 @@ export function semanticProblems(config: Config): string[] {
     ...(config.sigstore?.tufRoot !== undefined && config.sigstore.tufMirror === undefined
       ? ['/sigstore/tufRoot: an initial TUF root needs sigstore.tufMirror, the repository it belongs to']
       : []),
+    ...serverProblems(config.server),
   ];
+}
+
+/** Node refuses a headers timeout longer than the whole-request timeout it is part of. */
+function serverProblems(server: Config['server']): string[] {
+  return server.headersTimeoutMs > server.bodyTimeoutMs
+    ? [
+        `/server/headersTimeoutMs: expected at most server.bodyTimeoutMs (${server.bodyTimeoutMs}), found ${server.headersTimeoutMs}`,
+      ]
+    : [];
 }
 
 function validatorProblems(validators: readonly ValidatorConfig[]): string[] {

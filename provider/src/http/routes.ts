@@ -50,6 +50,12 @@ async function answer(
   render: Render,
   reply: FastifyReply,
 ): Promise<ProviderResponse> {
+  if (runtime.phase === 'closed') {
+    throw new ProvenantError(
+      'SERVER_SHUTTING_DOWN',
+      'expected a running verifier, found it shut down (the replica is stopping); retry',
+    );
+  }
   checkKind(body);
   const keys = [...new Set(body.request.keys)];
   const { maxKeys, requestDeadlineMs } = runtime.config.server;

@@ -27,10 +27,16 @@ interface Generation {
   readonly sigstore: ConfiguredSigstore;
 }
 
+/**
+ * `draining`: shutdown has started; /readyz fails so Kubernetes takes the replica out of its endpoints,
+ * while requests (in flight and arriving) are still verified. `closed`: registry client and caches are
+ * closed; nothing can be verified any more.
+ */
+export type RuntimePhase = 'serving' | 'draining' | 'closed';
+
 export class Runtime {
   private current: Generation;
-  /** Set once shutdown starts: /readyz fails so load balancers stop sending requests. */
-  closing = false;
+  private state: RuntimePhase = 'serving';
   private readonly memory: MemoryCache<CachedOutcome>;
   private readonly redis: RedisCache<CachedOutcome> | undefined;
   private readonly cache: Cache<CachedOutcome>;
@@ -66,6 +72,15 @@ export class Runtime {
     return this.source;
   }
 
+  get phase(): RuntimePhase {
+    return this.state;
+  }
+
+  /** Starts the shutdown drain: not ready any more, still verifying. */
+  drain(): void {
+    if (this.state === 'serving') this.state = 'draining';
+  }
+
   /** Resolves once the current config's validators can answer; rejects (CONFIG_INVALID) if they never will. */
   ready(): Promise<void> {
     return this.current.verifier.ready();
@@ -99,8 +114,9 @@ export class Runtime {
     previous.sigstore.stop();
   }
 
+  /** Closes the registry client and caches: call it only once the HTTP server has finished its requests. */
   async close(): Promise<void> {
-    this.closing = true;
+    this.state = 'closed';
     this.current.sigstore.stop();
     await Promise.all([this.current.registry.close(), this.current.verifier.close()]);
     this.memory.close();

@@ -17,6 +17,18 @@ export const ERROR_CODES = {
     transient: true,
     summary: 'The request could not be answered inside server.requestDeadlineMs.',
   },
+  REQUEST_TIMEOUT: {
+    transient: true,
+    summary: 'The request did not arrive inside server.headersTimeoutMs / server.bodyTimeoutMs.',
+  },
+  REQUEST_HEADERS_TOO_LARGE: { transient: false, summary: 'The request headers exceed 16 KiB.' },
+  REQUEST_NOT_FOUND: { transient: false, summary: 'No route at this path.' },
+  REQUEST_METHOD_NOT_ALLOWED: { transient: false, summary: 'The path exists, but not for this method.' },
+  REQUEST_CLIENT_CERTIFICATE_REQUIRED: {
+    transient: false,
+    summary: 'With server.tls.clientCA, /v1/* need a client certificate that CA signed.',
+  },
+  SERVER_SHUTTING_DOWN: { transient: true, summary: 'The provider has shut its verifier down.' },
   // Image references.
   REFERENCE_INVALID: { transient: false, summary: 'The key is not a valid image reference.' },
   // Image policy.
@@ -167,6 +179,10 @@ export const ERROR_CODES = {
   CONFIG_UNREADABLE: {
     transient: false,
     summary: 'The configuration file (or a file it names) cannot be read.',
+  },
+  CONFIG_TLS_REQUIRED: {
+    transient: false,
+    summary: 'server.host is not loopback and server.tls is not set.',
   },
   // Anything unexpected: a bug. Reported as a system error so it is never cached as a verdict.
   INTERNAL: { transient: true, summary: 'An unexpected internal failure.' },

@@ -181,6 +181,12 @@ describe('defaults', () => {
       maxKeys: 1000,
       bodyLimitBytes: 1_048_576,
       requestDeadlineMs: 2500,
+      headersTimeoutMs: 5000,
+      bodyTimeoutMs: 10_000,
+      idleTimeoutMs: 30_000,
+      maxConnections: 1000,
+      drainSeconds: 10,
+      allowDevCertificate: false,
       tls: undefined,
     });
   });
@@ -233,6 +239,14 @@ function unfrozenPaths(value: unknown, path = ''): string[] {
   const own = Object.isFrozen(value) ? [] : [path === '' ? '/' : path];
   return [...own, ...Object.entries(value).flatMap(([key, child]) => unfrozenPaths(child, `${path}/${key}`))];
 }
+
+describe('server timeouts', () => {
+  it('refuses a headers timeout longer than the whole-request timeout it is part of', () => {
+    expect(configProblems(`${MINIMAL}server: { headersTimeoutMs: 20000, bodyTimeoutMs: 10000 }\n`)).toEqual([
+      '/server/headersTimeoutMs: expected at most server.bodyTimeoutMs (10000), found 20000',
+    ]);
+  });
+});
 
 describe('the loaded config', () => {
   const config = parseConfig(
