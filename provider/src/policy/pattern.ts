@@ -86,9 +86,14 @@ export function unmatchableReason(pattern: CompiledPattern): string | undefined 
     .join('');
   const slash = prefix.indexOf('/');
   if (slash === -1) {
-    return literal
-      ? `${JSON.stringify(pattern.source)} can never match: every normalised image has a registry and a path (nginx:1 is docker.io/library/nginx:1); ${JSON.stringify(`${DOCKER_HUB}${DOCKER_HUB_OFFICIAL}${normalized}`)} would match`
-      : undefined;
+    if (!literal) return undefined;
+    // A bare registry (`reg.io`, `localhost:5000`) most likely meant everything in it.
+    const host = prefix.split(':', 1)[0] as string;
+    const form =
+      host.includes('.') || host === 'localhost'
+        ? `${normalized}/*`
+        : `${DOCKER_HUB}${DOCKER_HUB_OFFICIAL}${normalized}`;
+    return `${JSON.stringify(pattern.source)} can never match: every normalised image has a registry and a path (nginx:1 is docker.io/library/nginx:1); ${JSON.stringify(form)} would match`;
   }
   if (!/[.:]/.test(prefix.slice(0, slash))) {
     const onHub = `${DOCKER_HUB}${officialName(`${DOCKER_HUB}${prefix}`, literal) ? DOCKER_HUB_OFFICIAL : ''}${normalized}`;

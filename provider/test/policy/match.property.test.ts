@@ -10,7 +10,13 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
 import { compileGlob } from '../../src/glob/index.ts';
-import { compileRules, mostSpecificRule } from '../../src/policy/index.ts';
+import {
+  compilePattern,
+  compileRules,
+  mostSpecificRule,
+  patternMatches,
+  unmatchableReason,
+} from '../../src/policy/index.ts';
 import { parseReference } from '../../src/reference/index.ts';
 
 const RUNS = 2000;
@@ -264,6 +270,27 @@ describe('image policy against a reference implementation', () => {
       // The comparison means something only if many images had a rule, and many had a choice of rules.
       expect(decided).toBeGreaterThan(RUNS / 2);
       expect(contested).toBeGreaterThan(RUNS / 4);
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
+
+  it(
+    'warns only about patterns that match no image (item 6)',
+    () => {
+      let warned = 0;
+      fc.assert(
+        fc.property(patternArb, fc.array(imageArb, { minLength: 20, maxLength: 20 }), (pattern, images) => {
+          const compiled = compilePattern(pattern);
+          if (unmatchableReason(compiled) === undefined) return;
+          warned++;
+          for (const image of images) {
+            const text = imageText(image);
+            expect(patternMatches(compiled, parseReference(text)), `${pattern} ~ ${text}`).toBe(false);
+          }
+        }),
+        { numRuns: RUNS },
+      );
+      expect(warned).toBeGreaterThan(RUNS / 20);
     },
     PROPERTY_TIMEOUT_MS,
   );
