@@ -1,9 +1,4 @@
-export {
-  compilePattern,
-  unmatchableReason,
-  PatternSyntaxError,
-  type CompiledPattern,
-} from './pattern.ts';
+export { compilePattern, unmatchableReason, PatternSyntaxError, type CompiledPattern } from './pattern.ts';
 export {
   compileRules,
   mostSpecificRule,

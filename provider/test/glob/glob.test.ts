@@ -117,7 +117,6 @@ describe('glob syntax errors', () => {
   });
 });
 
-
 describe('matching time', () => {
   // Issue 10 item 14: a backtracking RegExp took 1.1 s for one such match; an automaton takes
   // microseconds. The bound only guards against super-linear behaviour on a loaded 2-core machine.

@@ -289,3 +289,30 @@ describe("Connaisseur's sample policy", () => {
     expect(winningPattern(SAMPLE_POLICY, image)).toBe(pattern);
   });
 });
+
+describe('where a migrated Connaisseur policy behaves differently (README "Connaisseur users")', () => {
+  it('does not let a deny rule reach into other registries or longer names, as Connaisseur did', () => {
+    const rules = [rule('*:*', 'allow'), rule('docker.io/library/app', 'deny')];
+    expect(winningPattern(rules, 'evil.io/docker.io/library/app:1')).toBe('*:*');
+    expect(winningPattern(rules, 'docker.io/library/app-not:1')).toBe('*:*');
+    const widened = [...rules, rule('*docker.io/library/app*', 'deny')];
+    expect(winningPattern(widened, 'evil.io/docker.io/library/app:1')).toBe('*docker.io/library/app*');
+    expect(winningPattern(widened, 'docker.io/library/app-not:1')).toBe('*docker.io/library/app*');
+  });
+
+  it('lets a slash-less `app:*` match only a registry named app with a port', () => {
+    expect(matches('app:*', 'app:5000/team/x:1')).toBe(true);
+    expect(matches('app:*', 'app:1')).toBe(false);
+  });
+
+  it('ranks docker.io patterns by their registry prefix, where Connaisseur scored none', () => {
+    const rules = [rule('*/library/nginx'), rule('docker.io/library/ng*')];
+    expect(winningPattern(rules, 'nginx:1')).toBe('docker.io/library/ng*');
+    expect(winningPattern([...rules].reverse(), 'nginx:1')).toBe('docker.io/library/ng*');
+    // Connaisseur's images are spelled index.docker.io/…: the same order then prefers */library/nginx.
+    const connaisseurImage = 'index.docker.io/library/nginx:1';
+    expect(compareSpecificity('*/library/nginx', 'docker.io/library/ng*', connaisseurImage)).toBeGreaterThan(
+      0,
+    );
+  });
+});
