@@ -7,10 +7,11 @@
  * hosts) from admission requests, so matching must take time linear in the text: a backtracking
  * JavaScript RegExp took 1.1 s to fail four `*` joined by `/` and ending in `:latest` against a
  * 373-character reference. Globs are therefore translated to RE2 syntax and run by re2js, an automaton
- * engine that never backtracks (https://github.com/google/re2/wiki/WhyRE2). Path-glob libraries are not used: they give `*` and `?`
- * path semantics (stop at `/`, skip dot files) that would silently change what a rule covers.
+ * engine that never backtracks (https://github.com/google/re2/wiki/WhyRE2). Path-glob libraries are
+ * not used: they give `*` and `?` path semantics (stop at `/`, skip dot files) that would silently
+ * change what a rule covers.
  */
-import { RE2JS } from 're2js';
+import { RE2JS, RE2JSSyntaxException } from 're2js';
 
 export class GlobSyntaxError extends Error {}
 
@@ -33,7 +34,16 @@ export interface Glob {
 
 export function compileGlob(source: string): Glob {
   const tokens = parseGlob(source);
-  const regex = RE2JS.compile(tokens.map(toRe2).join(''), RE2JS.DOTALL);
+  let regex: RE2JS;
+  try {
+    regex = RE2JS.compile(tokens.map(toRe2).join(''), RE2JS.DOTALL);
+  } catch (err) {
+    // Only a class range can be invalid once parsed (`[z-a]`): report it as the glob's own error.
+    if (err instanceof RE2JSSyntaxException) {
+      throw new GlobSyntaxError(`pattern has an invalid character class: ${err.message}`, { cause: err });
+    }
+    throw err;
+  }
   return { source, tokens, matches: (text) => regex.testExact(text) };
 }
 

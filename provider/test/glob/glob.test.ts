@@ -111,6 +111,7 @@ describe('glob syntax errors', () => {
     ['an unclosed "{"', '{docker.io,quay.io/*', /unclosed "\{"/],
     ['an unclosed nested "{"', '{a,{b,c}', /unclosed "\{"/],
     ['a trailing "\\"', 'app\\', /unfinished escape/],
+    ['a class range out of order', 'app:v[9-0]', /invalid character class range: `9-0`/],
   ])('rejects %s with a GlobSyntaxError', (_title, pattern, message) => {
     expect(() => compileGlob(pattern)).toThrow(GlobSyntaxError);
     expect(() => compileGlob(pattern)).toThrow(message);
