@@ -16,8 +16,9 @@ export interface Shutdown {
 }
 
 export async function serve(args: Parsed, shutdown: Shutdown): Promise<number> {
-  const { config, source } = loadConfig(args.config);
+  const { config, source, warnings } = loadConfig(args.config);
   const logger = createLogger(config.log.level);
+  for (const warning of warnings) logger.warn({ config: source }, warning);
   const metrics = new Metrics();
   const runtime = new Runtime(config, source, {
     metrics,
@@ -47,6 +48,7 @@ export async function serve(args: Parsed, shutdown: Shutdown): Promise<number> {
       ? undefined
       : new ConfigWatcher(args.config, {
           onReload: (loaded) => {
+            for (const warning of loaded.warnings) logger.warn({ config: loaded.source }, warning);
             runtime.replace(loaded.config, loaded.source).then(
               () => {
                 metrics.configReloads.inc({ result: 'ok' });

@@ -8,7 +8,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { parseDocument } from 'yaml';
 import { ProvenantError } from '../types/errors.ts';
 import { ConfigSchema, type Config } from './schema.ts';
-import { semanticProblems } from './semantics.ts';
+import { semanticProblems, semanticWarnings } from './semantics.ts';
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, discriminator: true, strict: false });
 const validateSchema = ajv.compile<Config>(ConfigSchema);
@@ -17,6 +17,8 @@ export interface LoadedConfig {
   readonly config: Config;
   /** Where it came from: a file path, or 'embedded default'. */
   readonly source: string;
+  /** What loaded but is likely a mistake (a pattern that can never match), for the caller to show. */
+  readonly warnings: readonly string[];
 }
 
 export function loadConfigFile(path: string): LoadedConfig {
@@ -28,7 +30,8 @@ export function loadConfigFile(path: string): LoadedConfig {
       cause: err,
     });
   }
-  return { config: parseConfig(text, path, dirname(resolve(path))), source: resolve(path) };
+  const config = parseConfig(text, path, dirname(resolve(path)));
+  return { config, source: resolve(path), warnings: semanticWarnings(config) };
 }
 
 /** Parses, validates, defaults and freezes. `baseDir` anchors relative file paths (TLS, CA files). */

@@ -3,7 +3,7 @@
  * time ("validator not found", "unable to find trust root"); Provenant refuses them at load, so a
  * broken policy never reaches the admission path.
  */
-import { compilePattern, PatternSyntaxError } from '../policy/index.ts';
+import { compilePattern, PatternSyntaxError, unmatchableReason } from '../policy/index.ts';
 import { notaryBaseUrl, parseTrustRootKey } from '../trust/notaryv1/index.ts';
 import type { Config, RuleConfig, TrustRootConfig, ValidatorConfig, ValidatorType } from './schema.ts';
 
@@ -32,6 +32,17 @@ function serverProblems(server: Config['server']): string[] {
         `/server/headersTimeoutMs: expected at most server.bodyTimeoutMs (${server.bodyTimeoutMs}), found ${server.headersTimeoutMs}`,
       ]
     : [];
+}
+
+/**
+ * What loads but is likely a mistake, one line each with its field path: policy patterns that can
+ * never match a normalised image. Called on a config that passed semanticProblems.
+ */
+export function semanticWarnings(config: Config): string[] {
+  return config.policy.flatMap((rule, i) => {
+    const reason = unmatchableReason(compilePattern(rule.pattern));
+    return reason === undefined ? [] : [`/policy/${i}/pattern: ${reason}`];
+  });
 }
 
 function validatorProblems(validators: readonly ValidatorConfig[]): string[] {
