@@ -21,7 +21,19 @@ export function semanticProblems(config: Config): string[] {
     ...(config.sigstore?.tufRoot !== undefined && config.sigstore.tufMirror === undefined
       ? ['/sigstore/tufRoot: an initial TUF root needs sigstore.tufMirror, the repository it belongs to']
       : []),
+    ...cacheProblems(config.cache),
   ];
+}
+
+/** A shared Redis is written by whoever can reach it: its entries count only with a valid HMAC. */
+function cacheProblems(cache: Config['cache'] | null): string[] {
+  // Runs even when the schema refused the cache section (it may not be an object then).
+  if (typeof cache !== 'object' || cache === null) return [];
+  const keys = [cache.hmacKey, cache.hmacKeyFile].filter((k) => k !== undefined).length;
+  if (cache.redis !== undefined && keys === 0)
+    return ['/cache: redis needs hmacKey or hmacKeyFile, the key that authenticates its entries'];
+  if (keys > 1) return ['/cache: expected exactly one of hmacKey or hmacKeyFile, found both'];
+  return [];
 }
 
 function validatorProblems(validators: readonly ValidatorConfig[]): string[] {
