@@ -6,7 +6,7 @@
  * paths, allowed fields and values) and points at everything else by line and column.
  */
 import type { ErrorObject } from 'ajv';
-import { isMap, isScalar, LineCounter, type Document, type ErrorCode, type YAMLError } from 'yaml';
+import { isMap, isScalar, type Document, type ErrorCode, type LineCounter, type YAMLError } from 'yaml';
 
 /** What each YAML syntax error means, in our words: the parser's own messages may quote the file. */
 const YAML_ERROR_DESCRIPTIONS: Readonly<Record<ErrorCode, string>> = {
