@@ -14,18 +14,35 @@ export const SECRETS = {
   mirrorPassword: 'M1rror-Pa55-tUv5',
 } as const;
 
-/** A valid config naming every secret. `redisUrl` lets a test point it at a real (or absent) Redis. */
-export function secretConfig(redisUrl = 'redis://127.0.0.1:1'): string {
-  const url = new URL(redisUrl);
+export interface SecretConfigOptions {
+  /** The registry the password is for; images under it are allowed by a static rule (default: none). */
+  readonly registry?: string;
+  /** Where the Redis cache is (default: nothing listens there). */
+  readonly redisUrl?: string;
+}
+
+/** A valid config naming every secret, served on loopback. */
+export function secretConfig(options: SecretConfigOptions = {}): string {
+  const url = new URL(options.redisUrl ?? 'redis://127.0.0.1:1');
   url.password = SECRETS.redisPassword;
+  const registry = options.registry ?? 'registry.example';
   return `validators:
   - name: default
     type: static
     approve: false
+  - name: allow
+    type: static
+    approve: true
 policy:
   - pattern: "*:*"
+  - pattern: "${registry}/*"
+    validator: allow
+server:
+  host: 127.0.0.1
+  port: 0
 registries:
-  - host: registry.example
+  - host: ${registry}
+    insecure: true
     auth:
       username: robot
       password: "${SECRETS.registryPassword}"
@@ -38,8 +55,8 @@ cache:
 }
 
 /** [what is broken, the broken text]: YAML syntax errors and schema errors at secret-bearing fields. */
-export function brokenSecretConfigs(redisUrl?: string): [string, string][] {
-  const good = secretConfig(redisUrl);
+export function brokenSecretConfigs(options: SecretConfigOptions = {}): [string, string][] {
+  const good = secretConfig(options);
   const replace = (from: string, to: string): string => {
     if (!good.includes(from)) throw new Error(`secretConfig() has no ${from}`);
     return good.replace(from, to);
@@ -83,7 +100,10 @@ export function brokenSecretConfigs(redisUrl?: string): [string, string][] {
       'a Redis URL given as a mapping',
       replace('  redis: "', `  redis:\n    password: ${redisPassword}\n    url: "`),
     ],
-    ['a Redis URL that is a number', replace(`  hmacKey:`, `  redisDb: ${redisPassword}\n  hmacKey:`)],
+    [
+      'an unknown cache field holding a secret',
+      replace(`  hmacKey:`, `  redisDb: ${redisPassword}\n  hmacKey:`),
+    ],
     ['an HMAC key that is too short', replace(hmacKey, hmacKey.slice(0, 20))],
     ['an HMAC key that is a list', replace(`"${hmacKey}"`, `[${hmacKey}]`)],
     ['a Redis cache without its HMAC key', replace(`  hmacKey: "${hmacKey}"\n`, '')],
@@ -91,10 +111,13 @@ export function brokenSecretConfigs(redisUrl?: string): [string, string][] {
       "Connaisseur's username/password validator auth",
       replace(
         '    approve: false',
-        `    approve: false\n    auth: { username: v, password: ${validatorPassword} }`,
+        `    approve: false\n  - name: signed\n    type: cosign\n    trustRoots: [{ name: default, key: k }]\n    auth: { username: v, password: ${validatorPassword} }`,
       ),
     ],
-    ['registries given as a mapping', replace('registries:\n  - host:', 'registries:\n  first:\n   host:')],
+    [
+      'registries turned into a mapping halfway',
+      replace('registries:\n  - host:', 'registries:\n  first:\n    host:'),
+    ],
     [
       'a mirror with credentials and a bad path',
       replace(
