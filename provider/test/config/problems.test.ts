@@ -38,3 +38,16 @@ describe('config problems', () => {
     );
   });
 });
+
+describe('cache key checks', () => {
+  it('refuse a Redis cache without an HMAC key, and a key given twice', () => {
+    const withoutKey = secretConfig().replace(/ {2}hmacKey: .*\n/, '');
+    expect(provenantErrorFrom(() => parseConfig(withoutKey, TEST_SOURCE, '/')).message).toContain(
+      '/cache: redis needs hmacKey or hmacKeyFile',
+    );
+    const both = secretConfig().replace('  hmacKey:', '  hmacKeyFile: /k\n  hmacKey:');
+    expect(provenantErrorFrom(() => parseConfig(both, TEST_SOURCE, '/')).message).toContain(
+      '/cache: expected exactly one of hmacKey or hmacKeyFile, found both',
+    );
+  });
+});
