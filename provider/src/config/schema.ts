@@ -222,6 +222,13 @@ const Cache = Type.Object(
     negativeTtlSeconds: Type.Integer({ minimum: 0, default: 5 }),
     maxEntries: Type.Integer({ minimum: 1, default: 10000 }),
     redis: Type.Optional(NonEmpty),
+    // Redis entries carry an HMAC-SHA256 under this key; a shared Redis needs one (exactly one of the two).
+    hmacKey: Type.Optional(
+      Type.String({ minLength: 32, description: 'secret key authenticating Redis entries (32+ characters)' }),
+    ),
+    hmacKeyFile: Type.Optional(
+      Type.String({ minLength: 1, description: 'file holding hmacKey, e.g. a mounted Secret' }),
+    ),
   },
   { ...strict, default: {} },
 );
@@ -231,6 +238,13 @@ const Sigstore = Type.Object(
     tufMirror: Type.Optional(NonEmpty),
     tufRoot: Type.Optional(NonEmpty),
     trustedRoot: Type.Optional(NonEmpty),
+    tufCacheDir: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'private TUF metadata cache (default $XDG_CACHE_HOME/provenant/tuf or ~/.cache/provenant/tuf)',
+      }),
+    ),
     offline: Type.Optional(
       Type.Boolean({ description: 'never refresh the public-good root from its TUF repository' }),
     ),

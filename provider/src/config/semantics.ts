@@ -22,6 +22,7 @@ export function semanticProblems(config: Config): string[] {
       ? ['/sigstore/tufRoot: an initial TUF root needs sigstore.tufMirror, the repository it belongs to']
       : []),
     ...serverProblems(config.server),
+    ...cacheProblems(config.cache),
   ];
 }
 
@@ -43,6 +44,17 @@ export function semanticWarnings(config: Config): string[] {
     const reason = unmatchableReason(compilePattern(rule.pattern));
     return reason === undefined ? [] : [`/policy/${i}/pattern: ${reason}`];
   });
+}
+
+/** A shared Redis is written by whoever can reach it: its entries count only with a valid HMAC. */
+function cacheProblems(cache: Config['cache'] | null): string[] {
+  // Runs even when the schema refused the cache section (it may not be an object then).
+  if (typeof cache !== 'object' || cache === null) return [];
+  const keys = [cache.hmacKey, cache.hmacKeyFile].filter((k) => k !== undefined).length;
+  if (cache.redis !== undefined && keys === 0)
+    return ['/cache: redis needs hmacKey or hmacKeyFile, the key that authenticates its entries'];
+  if (keys > 1) return ['/cache: expected exactly one of hmacKey or hmacKeyFile, found both'];
+  return [];
 }
 
 function validatorProblems(validators: readonly ValidatorConfig[]): string[] {

@@ -2,12 +2,19 @@
  * What a running provider holds: the current config and the Verifier built from it. A reload swaps
  * both at once; requests already in flight finish on the config they started with.
  */
-import { createHash } from 'node:crypto';
 import type { Config } from '../config/index.ts';
-import { MemoryCache, RedisCache, TieredCache, type Cache } from '../cache/index.ts';
+import {
+  cacheHmacKey,
+  configFingerprint,
+  MemoryCache,
+  RedisCache,
+  TieredCache,
+  type Cache,
+} from '../cache/index.ts';
 import type { Metrics } from '../observability/index.ts';
 import { RegistryClient } from '../registry/index.ts';
 import { configureSigstore, type ConfiguredSigstore } from '../trust/sigstore/index.ts';
+import { isCachedOutcome } from './cached-outcome.ts';
 import { Verifier, type CachedOutcome } from './verifier.ts';
 
 export interface RuntimeOptions {
@@ -53,8 +60,12 @@ export class Runtime {
         ? undefined
         : new RedisCache<CachedOutcome>({
             url: config.cache.redis,
-            prefix: 'provenant:v1:',
+            // v2: entries carry an HMAC (v1 entries are never read).
+            prefix: 'provenant:v2:',
+            hmacKey: cacheHmacKey(config.cache),
+            isValue: isCachedOutcome,
             onError: options.warn,
+            onRejected: (reason) => options.metrics?.cacheRejections.inc({ reason }),
           });
     this.cache = this.redis === undefined ? this.memory : new TieredCache(this.memory, this.redis);
     this.current = this.build(config);
@@ -134,18 +145,8 @@ export class Runtime {
     const verifier = new Verifier(
       config,
       { registry, sigstore: sigstore.trust, cache: this.cache, metrics: this.options.metrics },
-      policyFingerprint(config),
+      configFingerprint(config),
     );
     return { config, verifier, registry, sigstore };
   }
-}
-
-/**
- * Cache entries are keyed by what decides a verdict (validators, policy, registries, sigstore): a reload that
- * changes any of it never serves the old policy's verdicts, and replicas sharing Redis with the same
- * config share entries.
- */
-export function policyFingerprint(config: Config): string {
-  const decisive = JSON.stringify([config.validators, config.policy, config.registries, config.sigstore]);
-  return createHash('sha256').update(decisive).digest('hex').slice(0, 16);
 }

@@ -176,6 +176,10 @@ export const ERROR_CODES = {
   },
   // Configuration.
   CONFIG_INVALID: { transient: false, summary: 'The configuration file does not match the schema.' },
+  CONFIG_UNSAFE_DIRECTORY: {
+    transient: false,
+    summary: 'A directory for trust data (sigstore.tufCacheDir) is not private to the provider.',
+  },
   CONFIG_UNREADABLE: {
     transient: false,
     summary: 'The configuration file (or a file it names) cannot be read.',
