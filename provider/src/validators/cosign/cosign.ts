@@ -7,7 +7,7 @@ import type { ValidatorConfig } from '../../config/index.ts';
 import { parseReference } from '../../reference/index.ts';
 import type { ImageReference } from '../../reference/index.ts';
 import type { RegistryClient } from '../../registry/index.ts';
-import { parsePublicKey } from '../../trust/cosign/index.ts';
+import { compileIdentityPattern, parsePublicKey } from '../../trust/cosign/index.ts';
 import type { TrustedRoot } from '@sigstore/protobuf-specs';
 import { overrideTrustedRoot, type SigstoreTrust, type TrustOverrides } from '../../trust/sigstore/index.ts';
 import { ProvenantError, type ErrorCode } from '../../types/errors.ts';
@@ -275,33 +275,30 @@ export class CosignValidator implements Validator {
 }
 
 function rootMaterial(validator: string, root: CosignValidatorConfig['trustRoots'][number]): RootMaterial {
-  if (root.key !== undefined) {
-    try {
-      return { name: root.name, kind: 'key', key: parsePublicKey(root.key) };
-    } catch (err) {
-      throw new ProvenantError(
-        'CONFIG_INVALID',
-        `validator ${validator}, trust root "${root.name}": ${(err as Error).message}`,
-        { cause: err },
-      );
-    }
-  }
-  const k = root.keyless;
-  if (k === undefined) {
-    // Config semantics guarantee key or keyless for cosign roots.
+  try {
+    return parseRootMaterial(root);
+  } catch (err) {
     throw new ProvenantError(
       'CONFIG_INVALID',
-      `validator ${validator}, trust root "${root.name}": expected key or keyless`,
+      `validator ${validator}, trust root "${root.name}": ${(err as Error).message}`,
+      { cause: err },
     );
   }
+}
+
+/** Config semantics guarantee key or keyless and RE2 patterns; this re-checks for validators built without it. */
+function parseRootMaterial(root: CosignValidatorConfig['trustRoots'][number]): RootMaterial {
+  if (root.key !== undefined) return { name: root.name, kind: 'key', key: parsePublicKey(root.key) };
+  const k = root.keyless;
+  if (k === undefined) throw new Error('expected key or keyless');
   return {
     name: root.name,
     kind: 'keyless',
     identity: {
       issuer: k.issuer,
       subject: k.subject,
-      issuerRegex: k.issuerRegex === undefined ? undefined : new RegExp(k.issuerRegex),
-      subjectRegex: k.subjectRegex === undefined ? undefined : new RegExp(k.subjectRegex),
+      issuerRegex: k.issuerRegex === undefined ? undefined : compileIdentityPattern(k.issuerRegex),
+      subjectRegex: k.subjectRegex === undefined ? undefined : compileIdentityPattern(k.subjectRegex),
     },
   };
 }

@@ -18,7 +18,7 @@ import {
   type Signer,
   type TrustMaterial,
 } from '@sigstore/verify';
-import type { CosignPublicKey } from '../../trust/cosign/keys.ts';
+import type { CosignPublicKey, IdentityPattern } from '../../trust/cosign/index.ts';
 import { trustMaterial } from '../../trust/sigstore/trusted-root.ts';
 import { legacyToBundle } from './legacy-bundle.ts';
 import {
@@ -32,9 +32,9 @@ import type { BundleSignature, CosignSignature, LegacySignature } from './signat
 
 export interface KeylessIdentity {
   readonly issuer?: string | undefined;
-  readonly issuerRegex?: RegExp | undefined;
+  readonly issuerRegex?: IdentityPattern | undefined;
   readonly subject?: string | undefined;
-  readonly subjectRegex?: RegExp | undefined;
+  readonly subjectRegex?: IdentityPattern | undefined;
 }
 
 export type RootMaterial =
