@@ -15,7 +15,7 @@ import type { ValidationRequest, Validated, Validator } from '../types.ts';
 import { loadAttestationRequirement } from './attestation-config.ts';
 import { checkAttestation, fetchAttestations, type AttestationRequirement } from './attestations.ts';
 import { evaluatePolicy, selectRoots, type PolicyOutcome } from './policy.ts';
-import { fetchSignatures, type CosignSignature } from './signatures.ts';
+import { fetchSignatures, signatureId, type CosignSignature } from './signatures.ts';
 import { checkSignature, FAILURE_RANK, type Check, type CheckOptions, type RootMaterial } from './verify.ts';
 
 type CosignValidatorConfig = Extract<ValidatorConfig, { type: 'cosign' }>;
@@ -104,14 +104,14 @@ export class CosignValidator implements Validator {
       verifySct: rule.with?.verifySCT ?? true,
       trustedRoot: () => this.trustedRoot(),
     };
-    const counts = new Map<string, number>();
+    const valid = new Map<string, ReadonlySet<string>>();
     const rejections = new Map<string, Rejection>();
     for (const name of selection.roots) {
-      const { valid, best } = this.checkRoot(name, signatures, options);
-      counts.set(name, valid);
+      const { ids, best } = this.checkRoot(name, signatures, options);
+      valid.set(name, ids);
       if (best !== undefined) rejections.set(name, best);
     }
-    const outcome = evaluatePolicy(selection, counts);
+    const outcome = evaluatePolicy(selection, valid, (root) => this.signerOf(root));
     if (!outcome.ok) throw this.rejection(outcome, image, digest, rejections);
     const requirement = await this.attestation;
     if (requirement !== undefined)
@@ -161,19 +161,33 @@ export class CosignValidator implements Validator {
     name: string,
     signatures: readonly CosignSignature[],
     options: CheckOptions,
-  ): { valid: number; best: Rejection | undefined } {
-    const root = this.roots.get(name);
-    // Config loading refuses rules naming unknown roots; this guards a programming error.
-    if (root === undefined) throw new Error(`validator ${this.name} has no trust root ${name}`);
-    let valid = 0;
+  ): { ids: ReadonlySet<string>; best: Rejection | undefined } {
+    const root = this.root(name);
+    const ids = new Set<string>();
     let best: Rejection | undefined;
     for (const sig of signatures) {
       const check = checkSignature(sig, root, options);
-      if (check.ok) valid++;
+      if (check.ok) ids.add(signatureId(sig));
       else if (best === undefined || FAILURE_RANK[check.failure] > FAILURE_RANK[best.failure])
         best = { ...check, source: sig.source };
     }
-    return { valid, best };
+    return { ids, best };
+  }
+
+  private root(name: string): RootMaterial {
+    const root = this.roots.get(name);
+    // Config loading refuses rules naming unknown roots; this guards a programming error.
+    if (root === undefined) throw new Error(`validator ${this.name} has no trust root ${name}`);
+    return root;
+  }
+
+  /** Who stands behind a root: its key, or its keyless identity; two roots with one signer count once. */
+  private signerOf(name: string): string {
+    const root = this.root(name);
+    if (root.kind === 'key')
+      return `key:${root.key.key.export({ type: 'spki', format: 'der' }).toString('base64')}`;
+    const { issuer, issuerRegex, subject, subjectRegex } = root.identity;
+    return `keyless:${JSON.stringify([issuer, issuerRegex?.source, subject, subjectRegex?.source])}`;
   }
 
   private rejection(
@@ -191,7 +205,7 @@ export class CosignValidator implements Validator {
         return this.error(
           'COSIGN_THRESHOLD_NOT_MET',
           image,
-          `image ${image.original} (${digest}) has too few valid cosign signatures: expected at least ${outcome.needed}, found ${outcome.found}${because}`,
+          `image ${image.original} (${digest}) has too few valid cosign signatures: expected at least ${outcome.needed} from distinct signers, found ${outcome.found}${because}`,
         );
       case 'required':
         return this.error(

@@ -6,9 +6,11 @@
  * - cosign v3: Sigstore bundles (`application/vnd.dev.sigstore.bundle.v0.3+json`) in manifests that
  *   name the image as their `subject`, found with the OCI referrers API or its tag-schema fallback.
  */
+import { createHash } from 'node:crypto';
 import type { ImageReference } from '../../reference/index.ts';
 import type { Descriptor, RegistryClient } from '../../registry/index.ts';
 import { ProvenantError, type ErrorCode } from '../../types/errors.ts';
+import { asObject, parseObject } from './payload.ts';
 
 export const SIMPLE_SIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json';
 export const BUNDLE_ARTIFACT_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
@@ -52,6 +54,27 @@ export type CosignSignature = LegacySignature | BundleSignature;
 /** The legacy signature tag of a digest: `sha256:abc…` → `sha256-abc….sig`. */
 export function signatureTag(digest: string): string {
   return `${digest.replace(':', '-')}.sig`;
+}
+
+/**
+ * What makes two stored signatures the same one: the signature bytes (legacy annotation, or the one
+ * DSSE / message signature of a bundle), not where or how they are stored, so a layer copied in the
+ * `.sig` manifest or a bundle pushed twice or re-serialised is one signature (policy.ts counts them).
+ */
+export function signatureId(sig: CosignSignature): string {
+  const bytes =
+    sig.kind === 'legacy' ? Buffer.from(sig.signature, 'base64') : bundleSignatureBytes(sig.bytes);
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function bundleSignatureBytes(bundle: Buffer): Buffer {
+  const json = parseObject(bundle);
+  const dsse = asObject(json?.['dsseEnvelope'])?.['signatures'];
+  const signature = Array.isArray(dsse)
+    ? asObject(dsse[0])?.['sig']
+    : asObject(json?.['messageSignature'])?.['signature'];
+  // An unreadable bundle never verifies; its own bytes keep it distinct from the others.
+  return typeof signature === 'string' ? Buffer.from(signature, 'base64') : bundle;
 }
 
 /** Every signature cosign may have stored for `digest`, legacy and bundles fetched concurrently. */
