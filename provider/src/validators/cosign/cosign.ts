@@ -90,8 +90,9 @@ export class CosignValidator implements Validator {
   async validate({ image, rule, signal }: ValidationRequest): Promise<Validated> {
     const digest = await this.deps.registry.resolveDigest(image, signal);
     const selection = selectRoots(rule.with, [...this.roots.keys()]);
-    const signatures = await fetchSignatures(this.deps.registry, image, digest, signal);
+    const { items: signatures, tampered } = await fetchSignatures(this.deps.registry, image, digest, signal);
     if (signatures.length === 0) {
+      throwIfTampered(tampered, image, digest, 'no readable cosign signature');
       throw this.error(
         'COSIGN_NO_SIGNATURES',
         image,
@@ -112,7 +113,10 @@ export class CosignValidator implements Validator {
       if (best !== undefined) rejections.set(name, best);
     }
     const outcome = evaluatePolicy(selection, valid, (root) => this.signerOf(root));
-    if (!outcome.ok) throw this.rejection(outcome, image, digest, rejections);
+    if (!outcome.ok) {
+      throwIfTampered(tampered, image, digest, 'too few valid cosign signatures');
+      throw this.rejection(outcome, image, digest, rejections);
+    }
     const requirement = await this.attestation;
     if (requirement !== undefined)
       await this.checkAttestations(image, digest, outcome.signers, options, requirement, signal);
@@ -128,7 +132,12 @@ export class CosignValidator implements Validator {
     requirement: AttestationRequirement,
     signal: AbortSignal,
   ): Promise<void> {
-    const attestations = await fetchAttestations(this.deps.registry, image, digest, signal);
+    const { items: attestations, tampered } = await fetchAttestations(
+      this.deps.registry,
+      image,
+      digest,
+      signal,
+    );
     const failures: string[] = [];
     let denied = false;
     for (const name of signers) {
@@ -142,6 +151,7 @@ export class CosignValidator implements Validator {
           failures.push(`${name}: ${check.detail} (${attestation.source})`);
       }
     }
+    throwIfTampered(tampered, image, digest, `no valid ${requirement.predicateType} attestation`);
     const found = failures.length === 0 ? '' : ` (${failures.join('; ')})`;
     if (denied) {
       throw this.error(
@@ -315,6 +325,25 @@ function parseRootMaterial(root: CosignValidatorConfig['trustRoots'][number]): R
       subjectRegex: k.subjectRegex === undefined ? undefined : compileIdentityPattern(k.subjectRegex),
     },
   };
+}
+
+/**
+ * When nothing admits the image, tampering wins over any other explanation: a signature object whose
+ * bytes do not match its digest is an attack (or a broken proxy), not an unsigned image.
+ */
+function throwIfTampered(
+  tampered: readonly ProvenantError[],
+  image: ImageReference,
+  digest: string,
+  found: string,
+): void {
+  const first = tampered[0];
+  if (first === undefined) return;
+  throw new ProvenantError(
+    first.code,
+    `image ${image.original} (${digest}) has ${found}, and ${tampered.length} signature object(s) in the registry were tampered with: ${first.message}`,
+    { image: image.original, cause: first },
+  );
 }
 
 function sameRepository(dockerReference: string, image: ImageReference): boolean {
