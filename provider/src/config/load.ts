@@ -8,6 +8,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { parseDocument } from 'yaml';
 import { ProvenantError } from '../types/errors.ts';
 import { ConfigSchema, type Config } from './schema.ts';
+import { inlineKeyFiles } from './key-files.ts';
 import { semanticProblems } from './semantics.ts';
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, discriminator: true, strict: false });
@@ -44,7 +45,7 @@ export function parseConfig(text: string, source: string, baseDir: string): Conf
       p.startsWith('/policy') ||
       (p.startsWith('/:') && !p.startsWith('/: unknown field')),
   );
-  if (!shapeBroken) problems.push(...semanticProblems(raw as Config));
+  if (!shapeBroken) problems.push(...inlineKeyFiles(raw, baseDir), ...semanticProblems(raw as Config));
   if (problems.length > 0) {
     const list = problems.map((p) => `  - ${p}`).join('\n');
     throw new ProvenantError(
