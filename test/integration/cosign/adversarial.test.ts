@@ -191,6 +191,20 @@ registries:
       expect(await messageOf(pinned(image, 'alice/tampered'))).toContain(pinned(image, 'alice/tampered'));
     });
 
+    it('reports a bundle referrer whose manifest was tampered with as REGISTRY_DIGEST_MISMATCH', async () => {
+      const image = await pushRandomImage(registry.url, 'alice/referrer', 'v1');
+      await cosignSign(pinned(image, 'alice/referrer'), alice, 'bundle');
+      const index = await getManifest('alice/referrer', image.digest.replace(':', '-'));
+      const [referrer] = (index.manifests ?? []) as { digest: string }[];
+      expect(referrer).toBeDefined();
+      const stored = await fetch(`${registry.url}/v2/alice/referrer/manifests/${referrer!.digest}`, {
+        headers: { accept: OCI_MANIFEST },
+      });
+      const bytes = Buffer.from(await stored.arrayBuffer());
+      await tamperStoredBlob(storage, referrer!.digest, Buffer.from(`${bytes.toString()} `));
+      expect(await codeOf(pinned(image, 'alice/referrer'))).toBe('REGISTRY_DIGEST_MISMATCH');
+    });
+
     it('still admits a valid signature next to a tampered one', async () => {
       const image = await pushRandomImage(registry.url, 'alice/mixed', 'v1');
       await cosignSign(pinned(image, 'alice/mixed'), alice);
