@@ -75,7 +75,7 @@ function verifierResolver(runtime: Runtime): ExternalDataResolver {
       );
     }
     const unique = [...new Set(keys)];
-    const outcomes = await Promise.all(unique.map((k) => runtime.verifier.verify(k)));
+    const outcomes = await runtime.verifier.verifyAll(unique);
     const transient = outcomes.find((o) => !o.ok && o.error.transient);
     if (transient !== undefined && !transient.ok) return systemErrorResponse(transient.error.toItemError());
     const responses: [string, unknown][] = [];

@@ -15,7 +15,7 @@ export async function verify(args: Parsed, out: NodeJS.WritableStream): Promise<
   try {
     await runtime.ready();
     const images = args.positionals;
-    const outcomes = await Promise.all(images.map((image) => runtime.verifier.verify(image)));
+    const outcomes = await runtime.verifier.verifyAll(images);
     out.write(
       args.json
         ? `${JSON.stringify(

@@ -8,6 +8,7 @@ import { Ajv } from 'ajv';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import { ProvenantError } from '../types/errors.ts';
 import { ConfigSchema, type Config } from './schema.ts';
+import { inlineKeyFiles } from './key-files.ts';
 import { schemaProblems, yamlProblems } from './problems.ts';
 import { semanticProblems, semanticWarnings } from './semantics.ts';
 
@@ -55,7 +56,7 @@ export function parseConfig(text: string, source: string, baseDir: string): Conf
       p.startsWith('/policy') ||
       (p.startsWith('/:') && !p.startsWith('/: unknown field')),
   );
-  if (!shapeBroken) problems.push(...semanticProblems(raw as Config));
+  if (!shapeBroken) problems.push(...inlineKeyFiles(raw, baseDir), ...semanticProblems(raw as Config));
   if (problems.length > 0) {
     const list = problems.map((p) => `  - ${p}`).join('\n');
     throw new ProvenantError(

@@ -4,6 +4,7 @@
  * broken policy never reaches the admission path.
  */
 import { compilePattern, PatternSyntaxError, unmatchableReason } from '../policy/index.ts';
+import { compileIdentityPattern } from '../trust/cosign/index.ts';
 import { notaryBaseUrl, parseTrustRootKey } from '../trust/notaryv1/index.ts';
 import type { Config, RuleConfig, TrustRootConfig, ValidatorConfig, ValidatorType } from './schema.ts';
 
@@ -143,8 +144,8 @@ function keylessProblems(root: TrustRootConfig, at: string): string[] {
       problems.push(`${at}/keyless: expected exactly one of ${exact} or ${regex}`);
     }
     const source = k[regex];
-    if (source !== undefined && !compiles(source))
-      problems.push(`${at}/keyless/${regex}: not a valid regular expression`);
+    const why = source === undefined ? undefined : patternProblem(source);
+    if (why !== undefined) problems.push(`${at}/keyless/${regex} (trust root "${root.name}"): ${why}`);
   }
   return problems;
 }
@@ -181,11 +182,12 @@ function ruleProblems(rule: RuleConfig, i: number, config: Config): string[] {
   return problems;
 }
 
-function compiles(source: string): boolean {
+/** Keyless patterns are RE2, as cosign compiles them (trust/cosign/identity-pattern.ts). */
+function patternProblem(source: string): string | undefined {
   try {
-    new RegExp(source);
-    return true;
-  } catch {
-    return false;
+    compileIdentityPattern(source);
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
   }
 }

@@ -66,7 +66,7 @@ async function answer(
     );
   }
   const verifier = runtime.verifier;
-  const outcomes = await withDeadline(Promise.all(keys.map((k) => verifier.verify(k))), requestDeadlineMs);
+  const outcomes = await withDeadline(verifier.verifyAll(keys), requestDeadlineMs);
   const systemError =
     outcomes === undefined ? deadlineError(keys.length, requestDeadlineMs) : firstTransient(outcomes);
   if (systemError !== undefined) {

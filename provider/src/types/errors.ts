@@ -49,6 +49,11 @@ export const ERROR_CODES = {
     summary: 'A template, constraint, manifest or suite file is not what policy test expects.',
   },
   POLICY_TEST_EVALUATION_FAILED: { transient: false, summary: 'The compiled Rego failed while evaluating.' },
+  // Checks the verifier applies to every validator's verdict.
+  VERIFY_TAG_DIGEST_MISMATCH: {
+    transient: false,
+    summary: "The key names a tag and a digest, and the registry's tag points at another digest.",
+  },
   // Registry traffic (OCI distribution API).
   REGISTRY_UNREACHABLE: { transient: true, summary: 'The registry could not be connected to.' },
   REGISTRY_TIMEOUT: { transient: true, summary: 'The registry did not answer in time.' },

@@ -33,8 +33,8 @@ registries:
 `;
 
 const DIGEST = sha256Digest('allowed image');
-/** Pinned by digest, so the static validator needs no registry to answer. */
-const ALLOWED = `registry.test/allowed/app:1.2@${DIGEST}`;
+/** Pinned by digest alone (a tag as well would be resolved at the registry), so no registry is asked. */
+const ALLOWED = `registry.test/allowed/app@${DIGEST}`;
 const DENIED = 'registry.test/denied/app:1.2';
 const UNMATCHED = 'quay.io/other/app:3';
 const UNREACHABLE = '127.0.0.1:1/team/app:v1';
@@ -287,10 +287,10 @@ describe('the provider HTTP API', () => {
     });
 
     it("normalises the verdict's image but keeps the key's spelling on /v1/mutate", async () => {
-      const key = `acme/app:1@${DIGEST}`;
+      const key = `acme/app@${DIGEST}`;
       const verify = await post('/v1/verify', providerRequest([key]));
       expect(verify.body.response.items[0]?.value).toMatchObject({
-        image: `docker.io/acme/app:1@${DIGEST}`,
+        image: `docker.io/acme/app@${DIGEST}`,
         rule: 'docker.io/acme/*',
       });
       const mutate = await post('/v1/mutate', providerRequest([key]));
