@@ -19,7 +19,8 @@ const IDLE_TIMEOUT_MS = 600;
 const CHECK_SLACK_MS = 1000;
 /** Node keeps an idle keep-alive socket 1 s longer than keepAliveTimeout (HTTP_SERVER_KEEP_ALIVE_TIMEOUT_BUFFER). */
 const KEEP_ALIVE_BUFFER_MS = 1000;
-const ALLOWED = `registry.test/allowed/app:1@${sha256Digest('allowed')}`;
+// Digest-only: a key with a tag and a digest is resolved at the registry, which these tests have none of.
+const ALLOWED = `registry.test/allowed/app@${sha256Digest('allowed')}`;
 const REQUEST_JSON = JSON.stringify({ request: { keys: [ALLOWED] } });
 
 interface Started {

@@ -17,7 +17,8 @@ import { ProvenantError } from '../../src/types/errors.ts';
 import { sha256Digest } from '../helpers/hostile-server.ts';
 import { configFromYaml, STATIC_ALLOW_DENY } from '../helpers/runtime.ts';
 
-const ALLOWED = `registry.test/allowed/app:1@${sha256Digest('allowed')}`;
+// Digest-only: a key with a tag and a digest is resolved at the registry, which these tests have none of.
+const ALLOWED = `registry.test/allowed/app@${sha256Digest('allowed')}`;
 
 let dir: string;
 let ca: CertFiles;
