@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import { describe, expect, it } from 'vitest';
 
+import { embeddedConfig } from '../../src/config/embedded.ts';
 import type { RegistryConfig } from '../../src/config/index.ts';
 import { parseReference } from '../../src/reference/index.ts';
 import { RegistryClient, type RegistryClientOptions } from '../../src/registry/index.ts';
@@ -151,6 +152,19 @@ describe('EgressPolicy.admit', () => {
     });
     expect(() => listed.admit('169.254.169.254', 'registry')).toThrow(/linkLocal/);
     expect(() => listed.admit('[::1]:5000', 'registry')).toThrow(/loopback/);
+  });
+
+  it('keeps the embedded development config (npm start) able to reach loopback registries, and nothing else', () => {
+    const config = embeddedConfig();
+    const dev = new EgressPolicy({
+      registries: config.registries,
+      policyPatterns: config.policy.map((r) => r.pattern),
+      allowUnlistedRegistries: config.network.egress.allowUnlistedRegistries,
+    });
+    expect(dev.admit('127.0.0.1:5000', 'registry')).toBe('any');
+    expect(dev.admit('localhost:5000', 'registry')).toBe('any');
+    expect(() => dev.admit('registry.example.com', 'registry')).toThrow(/no registries: entry/);
+    expect(() => dev.admit('169.254.169.254', 'registry')).toThrow(/no registries: entry/);
   });
 
   it('opens unlisted public hosts only when allowUnlistedRegistries is set', () => {
