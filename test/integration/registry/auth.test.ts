@@ -146,6 +146,12 @@ describe('registry authentication against real servers', () => {
     );
     await c.close();
     expect(error.code).toBe('REGISTRY_UNREACHABLE');
-    expect(error.message).toMatch(/certificate|CERT|SIGNATURE/);
+    // The TLS failure stays server-side (the cause): a pod's denial must not describe the network.
+    expect(error.message).toBe(
+      `registry ${basic.host} could not be connected to for ${basic.host}/alice/app:v1`,
+    );
+    expect(
+      String((error.cause as Error).message) + String((error.cause as NodeJS.ErrnoException).code),
+    ).toMatch(/certificate|CERT|SIGNATURE/);
   });
 });
