@@ -169,6 +169,7 @@ export class RegistryClient {
       index = await this.findManifest(ref, digest.replace(':', '-'), signal);
     } else {
       expectOk(res, ref, 'referrers index');
+      checkAdvertisedDigest(res, ref);
       index = parseManifest(
         res.body,
         digestOf(res.body, 'sha256'),
@@ -374,7 +375,7 @@ function tokenFailure(res: HttpResponse, ref: ImageReference, route: Route, real
   );
 }
 
-/** A Docker-Content-Digest header, when sent, must name the bytes that came with it. */
+/** A Docker-Content-Digest header, when sent, must name the bytes that came with it: otherwise something in the path rewrote them. */
 function checkAdvertisedDigest(res: HttpResponse, ref: ImageReference): void {
   const advertised = res.headers['docker-content-digest'];
   if (advertised === undefined) return;
