@@ -7,9 +7,9 @@
  * Every connection is graded by how its host is known:
  * - `any`: a `registries:` entry names the host literally (`host`, `host:port` or `host:*`, or as a
  *   `mirror`), or it is a validator's configured server (Notary): every address is allowed, loopback too.
- * - `private`: a `registries:` entry matches it with a glob in the host part, or a policy pattern's
- *   registry part names it (see `patternHosts`): every address except loopback, link-local, unspecified,
- *   multicast and cloud-metadata ones.
+ * - `private`: a `registries:` entry with a glob in the host part matches it, or a policy pattern's
+ *   registry part names it, in the shapes `hostGlobs` accepts: every address except loopback,
+ *   link-local, unspecified, multicast and cloud-metadata ones.
  * - `public`: any other host, for redirects and token realms of a registry already allowed, and for
  *   images when `network.egress.allowUnlistedRegistries` is set: only global unicast addresses.
  *
@@ -24,7 +24,6 @@ import ipaddr from 'ipaddr.js';
 
 import type { RegistryConfig } from '../config/index.ts';
 import { registryApiHost } from '../reference/index.ts';
-import { RegistryHosts } from './hosts.ts';
 
 export type Reach = 'any' | 'private' | 'public';
 
@@ -66,10 +65,11 @@ const NEVER_RANGES: ReadonlySet<string> = new Set([
   'broadcast',
 ]);
 const GLOB_CHARS_PATTERN = /[*?[\]{}\\]/;
-// A pattern's registry part that lists hosts: a literal host or `*.` and a literal suffix with a dot
-// (`*.gcr.io`), then an optional literal port or `:*`. Anything broader (`*`, `*.io`, `reg-?.io`) lists
-// nothing: a glob that could name any host must not open egress to every host.
-const PATTERN_HOST_PATTERN = /^(\*\.)?([a-z0-9.-]+\.[a-z0-9-]+|\[[0-9a-f:]+\]|[a-z0-9-]+)(?::([0-9]+|\*))?$/;
+// A glob that lists hosts (a pattern's registry part, a `registries:` glob host): a literal host, or `*.`
+// and a literal suffix with a dot (`*.gcr.io`), then an optional literal port or `:*`. Anything broader
+// (`*`, `*:*`, `*.io`, `reg-?.io`) lists nothing: a glob that could name any host must not open egress
+// to every host.
+const HOST_GLOB_PATTERN = /^(\*\.)?([a-z0-9.-]+\.[a-z0-9-]+|\[[0-9a-f:]+\]|[a-z0-9-]+)(?::([0-9]+|\*))?$/;
 
 interface HostEntry {
   /** The host without port, lowercase; for a suffix entry, the part after `*.`. */
@@ -82,7 +82,6 @@ interface HostEntry {
 export class EgressPolicy {
   private readonly named: readonly HostEntry[];
   private readonly listed: readonly HostEntry[];
-  private readonly globs: RegistryHosts;
   private readonly resolve: typeof dnsLookup;
 
   constructor(private readonly options: EgressOptions) {
@@ -92,8 +91,10 @@ export class EgressPolicy {
       ...options.registries.flatMap((r) => (r.mirror === undefined ? [] : [mirrorEntry(r.mirror)])),
       ...(options.configuredHosts ?? []).map((h) => splitHost(h.toLowerCase(), false)),
     ].flatMap(withApiHost);
-    this.globs = new RegistryHosts(options.registries.filter((r) => literalEntry(r.host) === undefined));
-    this.listed = patternHosts(options.policyPatterns ?? []).flatMap(withApiHost);
+    const globHosts = options.registries.map((r) => r.host).filter((h) => literalEntry(h) === undefined);
+    this.listed = [...hostGlobs(globHosts), ...patternHosts(options.policyPatterns ?? [])].flatMap(
+      withApiHost,
+    );
     this.resolve = options.lookup ?? dnsLookup;
   }
 
@@ -103,7 +104,7 @@ export class EgressPolicy {
    */
   admit(host: string, purpose: EgressPurpose): Reach {
     const target = splitHost(host.toLowerCase(), false);
-    const reach = this.reachOf(target, host.toLowerCase());
+    const reach = this.reachOf(target);
     if (reach === 'public' && purpose === 'registry' && this.options.allowUnlistedRegistries !== true) {
       throw new EgressDeniedError(
         host,
@@ -134,24 +135,29 @@ export class EgressPolicy {
     };
   }
 
-  private reachOf(target: HostEntry, host: string): Reach {
+  private reachOf(target: HostEntry): Reach {
     if (this.named.some((e) => covers(e, target))) return 'any';
-    if (this.globs.lookup(host) !== undefined || this.listed.some((e) => covers(e, target))) return 'private';
+    if (this.listed.some((e) => covers(e, target))) return 'private';
     return 'public';
   }
 }
 
 type AllCallback = (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void;
 
-/**
- * The hosts policy patterns list, from each pattern's registry part (before its first `/`), in the
- * restricted shapes PATTERN_HOST_PATTERN accepts.
- */
+/** The hosts policy patterns list: each pattern's registry part (before its first `/`), as `hostGlobs`. */
 export function patternHosts(patterns: readonly string[]): HostEntry[] {
-  return patterns.flatMap((pattern) => {
-    const slash = pattern.indexOf('/');
-    if (slash < 0) return [];
-    const match = PATTERN_HOST_PATTERN.exec(pattern.slice(0, slash).toLowerCase());
+  return hostGlobs(
+    patterns.flatMap((pattern) => {
+      const slash = pattern.indexOf('/');
+      return slash < 0 ? [] : [pattern.slice(0, slash)];
+    }),
+  );
+}
+
+/** The hosts globs list, in the restricted shapes HOST_GLOB_PATTERN accepts; other globs list none. */
+export function hostGlobs(globs: readonly string[]): HostEntry[] {
+  return globs.flatMap((glob) => {
+    const match = HOST_GLOB_PATTERN.exec(glob.toLowerCase());
     if (match === null) return [];
     const [, star, hostname = '', port] = match;
     if (star !== undefined && !hostname.includes('.')) return [];

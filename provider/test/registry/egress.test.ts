@@ -145,6 +145,20 @@ describe('EgressPolicy.admit', () => {
     expect(() => policy.admit('10.1.2.3', 'redirect')).toThrow(/only public ones/);
   });
 
+  it('lets no catch-all registries: glob open egress to every host', () => {
+    const catchAll = new EgressPolicy({
+      registries: [
+        { host: '*', insecure: false },
+        { host: '*:*', insecure: false },
+        { host: '*.io', insecure: false },
+        { host: 'reg-?.example.com', insecure: false },
+      ],
+    });
+    for (const host of ['10.0.0.1', 'redis.cluster.local:6379', 'quay.io', 'reg-1.example.com']) {
+      expect(() => catchAll.admit(host, 'registry')).toThrow(/no registries: entry/);
+    }
+  });
+
   it('refuses IP literals in forbidden ranges on listed hosts', () => {
     const listed = new EgressPolicy({
       registries: [],
