@@ -4,6 +4,10 @@
  */
 import type { LookupAddress } from 'node:dns';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+
+import selfsigned from 'selfsigned';
 
 import { describe, expect, it } from 'vitest';
 
@@ -12,6 +16,7 @@ import type { RegistryConfig } from '../../src/config/index.ts';
 import { parseReference } from '../../src/reference/index.ts';
 import { RegistryClient, type RegistryClientOptions } from '../../src/registry/index.ts';
 import { addressProblem, EgressPolicy, patternHosts } from '../../src/registry/egress.ts';
+import { NotaryClient } from '../../src/trust/notaryv1/client.ts';
 import {
   failureOf,
   hostileServers,
@@ -22,6 +27,17 @@ import {
 } from '../helpers/hostile-server.ts';
 
 const SLACK_MS = 1000;
+
+/** A self-signed certificate for 127.0.0.1, for a TLS token server. */
+function loopbackCertificate(): { cert: string; key: string } {
+  const pems = selfsigned.generate([{ name: 'commonName', value: '127.0.0.1' }], {
+    keySize: 2048,
+    days: 1,
+    algorithm: 'sha256',
+    extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] }],
+  });
+  return { cert: pems.cert, key: pems.private };
+}
 
 /** A dns.lookup that answers from a table, as an attacker's DNS server would. */
 function fakeDns(table: Record<string, readonly string[]>): RegistryClientOptions['lookup'] {
@@ -417,5 +433,56 @@ describe('registry client egress', () => {
       );
       expect(error.code).toBe('REGISTRY_EGRESS_DENIED');
     });
+  });
+});
+
+describe('Notary client egress (the same transport and rules)', () => {
+  const { hostile, onCleanup } = hostileServers();
+
+  async function notaryWithRealm(realm: () => string): Promise<HostileServer> {
+    return hostile((_req, res) => {
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="${realm()}",service="notary"` }).end();
+    });
+  }
+
+  function fetchRoot(client: NotaryClient): Promise<unknown> {
+    return client
+      .source('reg.example.com/team/app', 'reg.example.com/team/app:v1', AbortSignal.timeout(10_000))
+      .fetch('root', undefined, 1024);
+  }
+
+  it('refuses a token realm on a loopback port no registries: entry names, without contacting it', async () => {
+    const tokens = await hostile((_req, res) => res.writeHead(200).end('{"token":"t"}'));
+    const notary = await notaryWithRealm(() => `http://${tokens.host}/token`);
+    const client = new NotaryClient({ host: `http://${notary.host}`, maxRetries: 0 });
+    onCleanup(() => client.close());
+    const { error } = await failureOf(() => fetchRoot(client));
+    expect(error.code).toBe('REGISTRY_EGRESS_DENIED');
+    expect(error.message).toContain(`notary server ${tokens.host} may not be contacted`);
+    expect(tokens.requests).toHaveLength(0);
+  });
+
+  it("never sends the Notary server's credentials to an https realm on another origin", async () => {
+    const { cert, key } = loopbackCertificate();
+    const seen: (string | undefined)[] = [];
+    const tokens = createHttpsServer({ cert, key }, (req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"t"}');
+    });
+    await new Promise<void>((resolve) => tokens.listen(0, '127.0.0.1', resolve));
+    onCleanup(() => new Promise<void>((resolve) => tokens.close(() => resolve())));
+    const tokenHost = `127.0.0.1:${(tokens.address() as AddressInfo).port}`;
+    const notary = await notaryWithRealm(() => `https://${tokenHost}/token`);
+    const client = new NotaryClient({
+      host: `http://${notary.host}`,
+      ca: cert,
+      maxRetries: 0,
+      credentials: { username: 'notary-user', password: 'notary-secret' },
+      registries: [{ host: tokenHost, insecure: false }],
+    });
+    onCleanup(() => client.close());
+    // The Notary server answers 401 even with the token: what matters is what the realm was sent.
+    await failureOf(() => fetchRoot(client));
+    expect(seen).toEqual([undefined]);
   });
 });
