@@ -212,6 +212,26 @@ const Network = Type.Object(
     maxRetries: Type.Integer({ minimum: 0, maximum: 5, default: 2 }),
     maxManifestBytes: Type.Integer({ minimum: 1024, default: 4 * 1024 * 1024 }),
     maxBlobBytes: Type.Integer({ minimum: 1024, default: 4 * 1024 * 1024, description: 'signature blobs' }),
+    maxConcurrentRequests: Type.Integer({
+      minimum: 1,
+      default: 64,
+      description: 'registry requests in flight at once, overall; more wait (within the deadline)',
+    }),
+    maxConcurrentRequestsPerRegistry: Type.Integer({
+      minimum: 1,
+      default: 16,
+      description: 'registry requests in flight at once to one registry host',
+    }),
+    egress: Type.Object(
+      {
+        allowUnlistedRegistries: Type.Boolean({
+          default: false,
+          description:
+            'let images name registries no registries: entry or policy pattern lists (public addresses only)',
+        }),
+      },
+      { ...strict, default: {} },
+    ),
   },
   { ...strict, default: {} },
 );

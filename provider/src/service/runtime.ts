@@ -135,7 +135,11 @@ export class Runtime {
   }
 
   private build(config: Config): Generation {
-    const registry = new RegistryClient({ registries: config.registries, ...config.network });
+    const registry = new RegistryClient({
+      registries: config.registries,
+      policyPatterns: config.policy.map((rule) => rule.pattern),
+      ...config.network,
+    });
     // Sigstore trust material: a static trusted root and/or TUF refreshes in the background.
     const sigstore = configureSigstore(
       config.sigstore,

@@ -60,6 +60,14 @@ export const ERROR_CODES = {
   REGISTRY_RATE_LIMITED: { transient: true, summary: 'The registry answered 429 Too Many Requests.' },
   REGISTRY_SERVER_ERROR: { transient: true, summary: 'The registry answered with a 5xx status.' },
   REGISTRY_UNAUTHORIZED: { transient: false, summary: 'The registry refused the credentials (401/403).' },
+  REGISTRY_TOKEN_FAILED: {
+    transient: true,
+    summary: "The registry's token server answered neither a token nor a refusal (e.g. 404).",
+  },
+  REGISTRY_EGRESS_DENIED: {
+    transient: false,
+    summary: 'The egress policy forbids connecting to the host or to an address it resolves to.',
+  },
   REGISTRY_MANIFEST_UNKNOWN: {
     transient: false,
     summary: 'The registry has no manifest for the tag or digest.',

@@ -206,12 +206,15 @@ describe('defaults', () => {
     expect(config.cache).toEqual({ ttlSeconds: 30, negativeTtlSeconds: 5, maxEntries: 10_000 });
   });
 
-  it('bounds every registry request in time, retries and size', () => {
+  it('bounds every registry request in time, retries, size and concurrency, and contacts only listed registries', () => {
     expect(config.network).toEqual({
       requestTimeoutMs: 2000,
       maxRetries: 2,
       maxManifestBytes: 4 * 1024 * 1024,
       maxBlobBytes: 4 * 1024 * 1024,
+      maxConcurrentRequests: 64,
+      maxConcurrentRequestsPerRegistry: 16,
+      egress: { allowUnlistedRegistries: false },
     });
   });
 

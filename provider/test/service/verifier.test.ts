@@ -150,7 +150,7 @@ describe('verifier', () => {
     const key = `${registry.host}/team/app:v1`;
     const outcomes = await Promise.all(Array.from({ length: 5 }, () => verifier.verify(key)));
     expect(outcomes.map((o) => verdictOf(o).digest)).toEqual(Array(5).fill(sha256Digest(manifest)));
-    expect(registry.requests.filter((r) => r.method === 'HEAD')).toHaveLength(1);
+    expect(registry.requests.filter((r) => r.method === 'GET')).toHaveLength(1);
     expect(registry.requests).toHaveLength(1);
   });
 
@@ -164,7 +164,7 @@ describe('verifier', () => {
       expect(verdict.pinned).toBe(`${registry.host}/team/app:v1@${digest}`);
       expect(verdict.image).toBe(`${registry.host}/team/app:v1@${digest}`);
       expect(verdict).toMatchObject({ digest, validator: 'allow', rule: '127.0.0.1:*/*', mode: 'mutate' });
-      expect(registry.requests[0]).toMatchObject({ method: 'HEAD', path: '/v2/team/app/manifests/v1' });
+      expect(registry.requests[0]).toMatchObject({ method: 'GET', path: '/v2/team/app/manifests/v1' });
     });
 
     it('pins a key without a tag as name@digest, while the verdict names the default tag', async () => {
