@@ -2,6 +2,7 @@
 import { ConfigWatcher } from '../config/index.ts';
 import { startServer } from '../http/index.ts';
 import { Metrics, createLogger } from '../observability/index.ts';
+import { closeParseWorkers } from '../registry/index.ts';
 import { Runtime } from '../service/index.ts';
 import type { Parsed } from './args.ts';
 import { loadConfig } from './load.ts';
@@ -72,5 +73,6 @@ export async function serve(args: Parsed, signal: AbortSignal): Promise<number> 
   watcher?.close();
   await runtime.close();
   await server.close();
+  await closeParseWorkers();
   return 0;
 }

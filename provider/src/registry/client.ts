@@ -3,13 +3,13 @@
  * they ask this client for digests, manifests, blobs and referrers. Every byte it hands out has been
  * size-limited before it was read and hashed against the digest it was asked for.
  */
-import { createHash } from 'node:crypto';
 import type { Agent } from 'undici';
 import type { RegistryConfig } from '../config/index.ts';
 import { registryApiHost, type ImageReference } from '../reference/index.ts';
 import { ProvenantError } from '../types/errors.ts';
 import { parseChallenge, type Challenge } from './challenge.ts';
 import { basicHeader, CredentialStore, type CredentialSource } from './credentials/index.ts';
+import { digestOf } from './digest.ts';
 import { RegistryHosts } from './hosts.ts';
 import { DIGEST_PATTERN, parseManifest, type Descriptor, type Manifest } from './manifest.ts';
 import { MANIFEST_ACCEPT, OCI_INDEX } from './media-types.ts';
@@ -95,13 +95,13 @@ export class RegistryClient {
     });
     if (res.status === 404) return undefined;
     expectOk(res, ref, 'manifest');
-    const digest = verifyDigest(
+    const digest = await verifyDigest(
       res.body,
       tagOrDigest.includes(':') ? tagOrDigest : undefined,
       ref,
       'manifest',
     );
-    return parseManifest(res.body, digest, res.headers['content-type'], ref.original);
+    return parseManifest(res.body, digest, res.headers['content-type'], ref.original, signal);
   }
 
   /** A blob's bytes, refused above the limit before reading, and hashed against its digest. */
@@ -129,7 +129,7 @@ export class RegistryClient {
       maxBytes,
     });
     expectOk(res, ref, 'blob');
-    verifyDigest(res.body, descriptor.digest, ref, 'blob');
+    await verifyDigest(res.body, descriptor.digest, ref, 'blob');
     return res.body;
   }
 
@@ -154,11 +154,12 @@ export class RegistryClient {
       index = await this.findManifest(ref, digest.replace(':', '-'), signal);
     } else {
       expectOk(res, ref, 'referrers index');
-      index = parseManifest(
+      index = await parseManifest(
         res.body,
-        digestOf(res.body, 'sha256'),
+        await digestOf(res.body, 'sha256'),
         res.headers['content-type'],
         ref.original,
+        signal,
       );
     }
     const found = index?.manifests ?? [];
@@ -375,19 +376,15 @@ export class RegistryClient {
   }
 }
 
-function digestOf(body: Buffer, algorithm: 'sha256' | 'sha512'): string {
-  return `${algorithm}:${createHash(algorithm).update(body).digest('hex')}`;
-}
-
 /** Hashes `body` with the expected digest's algorithm (sha256 when none is expected) and compares. */
-function verifyDigest(
+async function verifyDigest(
   body: Buffer,
   expected: string | undefined,
   ref: ImageReference,
   what: 'manifest' | 'blob',
-): string {
+): Promise<string> {
   const algorithm = expected?.startsWith('sha512:') === true ? 'sha512' : 'sha256';
-  const found = digestOf(body, algorithm);
+  const found = await digestOf(body, algorithm);
   if (expected !== undefined && expected !== found) {
     throw new ProvenantError(
       'REGISTRY_DIGEST_MISMATCH',

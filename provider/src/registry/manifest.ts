@@ -1,8 +1,10 @@
 /**
  * OCI image-spec v1.1 / Docker v2 schema 2 manifests and indexes, parsed defensively: the body was
- * already size-limited and digest-checked by the client; here only its shape is checked.
+ * already size-limited and digest-checked by the client; here only its shape is checked (off the event
+ * loop when the body is large: json-worker.ts).
  */
 import { ProvenantError } from '../types/errors.ts';
+import { INLINE_PARSE_MAX_BYTES, parseOffThread, UnusableJson } from './json-worker.ts';
 
 /** A content descriptor (OCI image-spec "Descriptor"). */
 export interface Descriptor {
@@ -32,70 +34,118 @@ export interface Manifest {
 
 export const DIGEST_PATTERN = /^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$/;
 
-/** Parses a manifest body; `contentType` is the fallback when the body omits `mediaType`. */
-export function parseManifest(
+/**
+ * Descriptors and annotations one manifest may carry. Real ones carry tens (an image has at most 127
+ * layers; cosign reads at most 32 signatures); the bound keeps a parsed manifest cheap to copy out of
+ * the parse worker and to walk.
+ */
+export const MAX_MANIFEST_ENTRIES = 4096;
+
+/** A manifest as parsed, before the digest and bytes it came with are attached. */
+export type ManifestFields = Omit<Manifest, 'digest' | 'body'>;
+
+/**
+ * Parses a manifest body; `contentType` is the fallback when the body omits `mediaType`. Bodies above
+ * INLINE_PARSE_MAX_BYTES are parsed in a worker thread, so a hostile one never stalls the event loop.
+ */
+export async function parseManifest(
   body: Buffer,
   digest: string,
   contentType: string | undefined,
   image: string,
-): Manifest {
-  const bad = (found: string): ProvenantError =>
-    new ProvenantError(
+  signal: AbortSignal,
+): Promise<Manifest> {
+  let fields: ManifestFields;
+  try {
+    fields =
+      body.length <= INLINE_PARSE_MAX_BYTES
+        ? shapeManifest(body.toString('utf8'), contentType)
+        : ((await parseOffThread('manifest', body, contentType, image, signal)) as ManifestFields);
+  } catch (err) {
+    if (!(err instanceof UnusableJson)) throw err;
+    throw new ProvenantError(
       'REGISTRY_BAD_RESPONSE',
-      `the manifest ${digest} of ${image} is not a valid OCI or Docker manifest: expected a JSON object with layers or manifests, found ${found}`,
+      `the manifest ${digest} of ${image} is not a valid OCI or Docker manifest: expected a JSON object with layers or manifests, found ${err.found}`,
       { image },
     );
+  }
+  return { digest, body, ...fields };
+}
+
+/** The shape check itself (pure; runs in a parse worker for large bodies). Throws UnusableJson. */
+export function shapeManifest(text: string, contentType: string | undefined): ManifestFields {
   let json: unknown;
   try {
-    json = JSON.parse(body.toString('utf8'));
+    json = JSON.parse(text);
   } catch {
-    throw bad('text that is not JSON');
+    throw new UnusableJson('text that is not JSON');
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw bad('a JSON non-object');
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new UnusableJson('a JSON non-object');
   const obj = json as Record<string, unknown>;
   const mediaType =
     typeof obj['mediaType'] === 'string' ? obj['mediaType'] : (contentType?.split(';')[0]?.trim() ?? '');
+  let entries = 0;
+  const count = (n: number): void => {
+    entries += n;
+    if (entries > MAX_MANIFEST_ENTRIES)
+      throw new UnusableJson(`more than ${MAX_MANIFEST_ENTRIES} descriptors and annotations`);
+  };
+  const descriptor = (value: unknown, at: string): Descriptor => {
+    const d = parseDescriptor(value, at);
+    count(1 + Object.keys(d.annotations).length);
+    return d;
+  };
   const list = (key: string): Descriptor[] => {
     const value = obj[key];
     if (value === undefined || value === null) return [];
-    if (!Array.isArray(value)) throw bad(`"${key}" that is not an array`);
-    return value.map((d, i) => parseDescriptor(d, `${key}[${i}]`, bad));
+    if (!Array.isArray(value)) throw new UnusableJson(`"${key}" that is not an array`);
+    return value.map((d, i) => descriptor(d, `${key}[${i}]`));
   };
   const single = (key: string): Descriptor | undefined =>
-    obj[key] === undefined || obj[key] === null ? undefined : parseDescriptor(obj[key], key, bad);
+    obj[key] === undefined || obj[key] === null ? undefined : descriptor(obj[key], key);
   const layers = list('layers');
   const manifests = list('manifests');
-  if (layers.length > 0 && manifests.length > 0) throw bad('both "layers" and "manifests"');
+  if (layers.length > 0 && manifests.length > 0) throw new UnusableJson('both "layers" and "manifests"');
+  const annotations = parseAnnotations(obj['annotations']);
+  count(Object.keys(annotations).length);
   return {
-    digest,
     mediaType,
-    body,
     artifactType: typeof obj['artifactType'] === 'string' ? obj['artifactType'] : undefined,
     config: single('config'),
     layers,
     manifests,
     subject: single('subject'),
-    annotations: parseAnnotations(obj['annotations']),
+    annotations,
   };
 }
 
-function parseDescriptor(value: unknown, at: string, bad: (found: string) => ProvenantError): Descriptor {
-  if (typeof value !== 'object' || value === null) throw bad(`${at} that is not a descriptor`);
+function parseDescriptor(value: unknown, at: string): Descriptor {
+  if (typeof value !== 'object' || value === null) throw new UnusableJson(`${at} that is not a descriptor`);
   const d = value as Record<string, unknown>;
   const digest = d['digest'];
   const size = d['size'];
   if (typeof digest !== 'string' || !DIGEST_PATTERN.test(digest))
-    throw bad(`${at}.digest ${JSON.stringify(digest ?? null)}`);
+    throw new UnusableJson(`${at}.digest ${JSON.stringify(digest ?? null)}`);
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
-    throw bad(`${at}.size ${JSON.stringify(size ?? null)}`);
-  const platform = d['platform'];
+    throw new UnusableJson(`${at}.size ${JSON.stringify(size ?? null)}`);
   return {
     mediaType: typeof d['mediaType'] === 'string' ? d['mediaType'] : '',
     digest,
     size,
     artifactType: typeof d['artifactType'] === 'string' ? d['artifactType'] : undefined,
     annotations: parseAnnotations(d['annotations']),
-    platform: typeof platform === 'object' && platform !== null ? platform : undefined,
+    platform: parsePlatform(d['platform']),
+  };
+}
+
+/** Only the platform fields a reader uses, as strings: never an attacker's object graph. */
+function parsePlatform(value: unknown): Descriptor['platform'] {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const p = value as Record<string, unknown>;
+  return {
+    ...(typeof p['os'] === 'string' ? { os: p['os'] } : {}),
+    ...(typeof p['architecture'] === 'string' ? { architecture: p['architecture'] } : {}),
   };
 }
 

@@ -10,7 +10,7 @@ import { dsse } from '@sigstore/core';
 import type { ImageReference } from '../../reference/index.ts';
 import type { RegistryClient } from '../../registry/index.ts';
 import { IN_TOTO_PAYLOAD_TYPE, parseStatement } from './payload.ts';
-import { fetchBundles, MAX_LEGACY_SIGNATURES, type BundleSignature } from './signatures.ts';
+import { fetchBundles, fetchJsonBlob, MAX_LEGACY_SIGNATURES, type BundleSignature } from './signatures.ts';
 import { checkBundle, type Check, type CheckOptions, type RootMaterial } from './verify.ts';
 
 export const DSSE_MEDIA_TYPE = 'application/vnd.dsse.envelope.v1+json';
@@ -69,7 +69,7 @@ async function fetchLegacyAttestations(
     layers.map(async ({ layer, index }) => ({
       kind: 'legacy-attestation' as const,
       source: `${tag} layer ${index}`,
-      envelope: await registry.fetchBlob(image, layer, signal),
+      envelope: await fetchJsonBlob(registry, image, layer, signal, 'DSSE envelope'),
       rekorBundle: layer.annotations['dev.sigstore.cosign/bundle'] || undefined,
     })),
   );

@@ -7,7 +7,7 @@
  *   name the image as their `subject`, found with the OCI referrers API or its tag-schema fallback.
  */
 import type { ImageReference } from '../../reference/index.ts';
-import type { Descriptor, RegistryClient } from '../../registry/index.ts';
+import { checkJsonDocument, type Descriptor, type RegistryClient } from '../../registry/index.ts';
 import { ProvenantError, type ErrorCode } from '../../types/errors.ts';
 
 export const SIMPLE_SIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json';
@@ -86,7 +86,7 @@ async function fetchLegacy(
       unlessBroken(async () => ({
         kind: 'legacy' as const,
         source: `${tag} layer ${index}`,
-        payload: await registry.fetchBlob(image, layer, signal),
+        payload: await fetchJsonBlob(registry, image, layer, signal, 'simple-signing payload'),
         signature: layer.annotations[ANNOTATION.signature] as string,
         certificate: nonEmpty(layer.annotations[ANNOTATION.certificate]),
         chain: nonEmpty(layer.annotations[ANNOTATION.chain]),
@@ -153,9 +153,25 @@ async function fetchBundle(
     {
       kind: 'bundle',
       source: `referrer ${referrer.digest}`,
-      bytes: await registry.fetchBlob(image, layer, signal),
+      bytes: await fetchJsonBlob(registry, image, layer, signal, 'Sigstore bundle'),
     },
   ];
+}
+
+/**
+ * A blob that is parsed as JSON on the event loop later: checked first, off the loop, to be JSON that
+ * parses quickly (see registry/json-worker.ts); one that is not counts as broken content.
+ */
+export async function fetchJsonBlob(
+  registry: RegistryClient,
+  image: ImageReference,
+  layer: Descriptor,
+  signal: AbortSignal,
+  what: string,
+): Promise<Buffer> {
+  const bytes = await registry.fetchBlob(image, layer, signal);
+  await checkJsonDocument(bytes, what, image.original, signal);
+  return bytes;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
