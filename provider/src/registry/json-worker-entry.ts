@@ -4,23 +4,34 @@
  */
 import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
-import { boundedJson, UnusableJson, type ParseReply, type ParseTask } from './json-worker.ts';
-import { shapeManifest } from './manifest.ts';
+import {
+  assertFewValues,
+  MAX_JSON_VALUES,
+  parseJson,
+  UnusableJson,
+  type ParseReply,
+  type ParseTask,
+} from './json-worker.ts';
+import { MAX_MANIFEST_JSON_VALUES, shapeManifest } from './manifest.ts';
 
 interface Request {
   readonly task: ParseTask;
-  readonly bytes: Uint8Array;
+  readonly bytes: Uint8Array<ArrayBuffer>;
   readonly arg: string | undefined;
 }
 
-function run({ task, bytes, arg }: Request): ParseReply {
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+type Outcome = { ok: true; value: unknown } | { ok: false; found: string };
+
+function run({ task, bytes, arg }: Request): Outcome {
+  const text = (): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
   try {
     switch (task) {
       case 'manifest':
-        return { ok: true, value: shapeManifest(text, arg) };
+        assertFewValues(bytes, MAX_MANIFEST_JSON_VALUES);
+        return { ok: true, value: shapeManifest(text(), arg) };
       case 'json':
-        boundedJson(text);
+        assertFewValues(bytes, MAX_JSON_VALUES);
+        parseJson(text());
         // The caller parses the document itself once it knows that is cheap: nothing to copy back.
         return { ok: true, value: undefined };
     }
@@ -40,4 +51,7 @@ try {
   // Platforms without per-thread priorities parse at normal priority.
 }
 
-parentPort?.on('message', (request: Request) => parentPort?.postMessage(run(request)));
+parentPort?.on('message', (request: Request) => {
+  const reply: ParseReply = { ...run(request), bytes: request.bytes };
+  parentPort?.postMessage(reply, [request.bytes.buffer]);
+});

@@ -39,45 +39,67 @@ export class UnusableJson extends Error {
 
 export type ParseTask = 'manifest' | 'json';
 
-/** The worker's answer: the task's result, or why the document is unusable. */
-export type ParseReply =
-  { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly found: string };
+/** The worker's answer: the task's result, or why the document is unusable; the bytes come back too. */
+export type ParseReply = (
+  { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly found: string }
+) & { readonly bytes: Uint8Array };
 
-/** Parses `text` and counts its values, refusing anything that is not JSON or holds too many. */
-export function boundedJson(text: string): unknown {
-  let json: unknown;
+/** A task's result, and the document's bytes (moved to the worker and back rather than copied). */
+export interface Parsed {
+  readonly value: unknown;
+  readonly bytes: Buffer;
+}
+
+/**
+ * Refuses a document holding more than `max` JSON values before parsing it. The parse of a hostile
+ * document is cheap to start and expensive to finish (a million tiny arrays cost a second of parsing
+ * and garbage collection, on threads shared with the event loop); counting the tokens that start a
+ * value (`[`, `{`, `,` outside strings) is one pass over the bytes that allocates nothing.
+ */
+export function assertFewValues(bytes: Uint8Array, max: number): void {
+  let values = 1;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (inString) {
+      if (b === BACKSLASH) i++;
+      else if (b === QUOTE) inString = false;
+    } else if (b === QUOTE) inString = true;
+    else if ((b === COMMA || b === OPEN_BRACE || b === OPEN_BRACKET) && ++values > max)
+      throw new UnusableJson(`more than ${max} JSON values`);
+  }
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+
+/** Parses `text`, refusing anything that is not JSON. */
+export function parseJson(text: string): unknown {
   try {
-    json = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
     throw new UnusableJson('text that is not JSON');
   }
-  const stack: unknown[] = [json];
-  let values = 1;
-  while (stack.length > 0) {
-    const value = stack.pop();
-    if (typeof value !== 'object' || value === null) continue;
-    for (const child of Object.values(value) as unknown[]) {
-      if (++values > MAX_JSON_VALUES) throw new UnusableJson(`more than ${MAX_JSON_VALUES} JSON values`);
-      stack.push(child);
-    }
-  }
-  return json;
 }
 
 /**
  * Checks that a JSON document can later be parsed on the event loop in a few milliseconds: it is
  * JSON and holds at most MAX_JSON_VALUES values. Small documents pass unchecked (their parse is short
- * whatever they hold); larger ones are checked in a worker.
+ * whatever they hold); larger ones are checked in a worker. Use the bytes returned, not `bytes`: a
+ * large buffer is moved to the worker and back.
  */
 export async function checkJsonDocument(
   bytes: Buffer,
   what: string,
   image: string,
   signal: AbortSignal,
-): Promise<void> {
-  if (bytes.length <= INLINE_PARSE_MAX_BYTES) return;
+): Promise<Buffer> {
+  if (bytes.length <= INLINE_PARSE_MAX_BYTES) return bytes;
   try {
-    await parseOffThread('json', bytes, undefined, image, signal);
+    return (await parseOffThread('json', bytes, undefined, image, signal)).bytes;
   } catch (err) {
     if (!(err instanceof UnusableJson)) throw err;
     throw new ProvenantError(
@@ -91,7 +113,7 @@ export async function checkJsonDocument(
 /**
  * Runs `task` on `bytes` in a worker. Rejects with UnusableJson when the task refuses the document,
  * REGISTRY_TIMEOUT when `signal` aborts or PARSE_TIMEOUT_MS passes, REGISTRY_BAD_RESPONSE when the
- * worker dies on it (out of memory).
+ * worker dies on it (out of memory). `bytes` may be moved to the worker: use the bytes returned.
  */
 export function parseOffThread(
   task: ParseTask,
@@ -99,7 +121,7 @@ export function parseOffThread(
   arg: string | undefined,
   image: string,
   signal: AbortSignal,
-): Promise<unknown> {
+): Promise<Parsed> {
   pool ??= new ParsePool();
   return pool.run({ task, bytes, arg, image, signal });
 }
@@ -122,7 +144,7 @@ interface Job {
 }
 
 interface Pending extends Job {
-  readonly resolve: (value: unknown) => void;
+  readonly resolve: (parsed: Parsed) => void;
   readonly reject: (err: unknown) => void;
   readonly onAbort: () => void;
 }
@@ -132,7 +154,7 @@ class ParsePool {
   private readonly running = new Map<Worker, { job: Pending; timer: NodeJS.Timeout }>();
   private readonly queue: Pending[] = [];
 
-  run(job: Job): Promise<unknown> {
+  run(job: Job): Promise<Parsed> {
     return new Promise((resolve, reject) => {
       if (job.signal.aborted) return reject(timedOut(job, 'the request was cancelled'));
       const pending: Pending = {
@@ -174,9 +196,11 @@ class ParsePool {
     );
     this.running.set(worker, { job, timer });
     worker.ref();
-    // One copy, moved (not copied again) into the worker; the caller keeps its buffer.
-    const copy = new Uint8Array(job.bytes);
-    worker.postMessage({ task: job.task, bytes: copy, arg: job.arg }, [copy.buffer]);
+    // Moved, not copied, when the buffer is the body's own (as Buffer.concat makes large ones).
+    const { bytes } = job;
+    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+    const buffer = own && bytes.buffer instanceof ArrayBuffer ? bytes.buffer : new Uint8Array(bytes).buffer;
+    worker.postMessage({ task: job.task, bytes: new Uint8Array(buffer), arg: job.arg }, [buffer]);
   }
 
   private spawn(): Worker {
@@ -188,11 +212,11 @@ class ParsePool {
       if (job === undefined) return;
       worker.unref();
       this.idle.push(worker);
-      this.settle(
-        job,
-        reply.ok ? undefined : new UnusableJson(reply.found),
-        reply.ok ? reply.value : undefined,
-      );
+      const bytes = Buffer.from(reply.bytes.buffer, reply.bytes.byteOffset, reply.bytes.byteLength);
+      this.settle(job, reply.ok ? undefined : new UnusableJson(reply.found), {
+        value: reply.ok ? reply.value : undefined,
+        bytes,
+      });
       this.pump();
     });
     // A worker that dies (out of memory on a hostile document) takes only its own job with it.
@@ -236,9 +260,9 @@ class ParsePool {
     return entry.job;
   }
 
-  private settle(job: Pending, err: unknown, value?: unknown): void {
+  private settle(job: Pending, err: unknown, parsed?: Parsed): void {
     job.signal.removeEventListener('abort', job.onAbort);
-    if (err === undefined) job.resolve(value);
+    if (err === undefined && parsed !== undefined) job.resolve(parsed);
     else job.reject(err);
   }
 }

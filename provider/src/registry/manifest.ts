@@ -4,7 +4,7 @@
  * loop when the body is large: json-worker.ts).
  */
 import { ProvenantError } from '../types/errors.ts';
-import { INLINE_PARSE_MAX_BYTES, parseOffThread, UnusableJson } from './json-worker.ts';
+import { INLINE_PARSE_MAX_BYTES, parseJson, parseOffThread, UnusableJson } from './json-worker.ts';
 
 /** A content descriptor (OCI image-spec "Descriptor"). */
 export interface Descriptor {
@@ -35,18 +35,23 @@ export interface Manifest {
 export const DIGEST_PATTERN = /^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$/;
 
 /**
- * Descriptors and annotations one manifest may carry. Real ones carry tens (an image has at most 127
- * layers; cosign reads at most 32 signatures); the bound keeps a parsed manifest cheap to copy out of
- * the parse worker and to walk.
+ * Descriptors and annotations one manifest may carry, and the characters of text (media types,
+ * annotations) kept from it. Real manifests carry tens of entries and kilobytes (an image has at most
+ * 127 layers; cosign reads at most 32 signatures, a few KiB of annotations each); the bounds keep a
+ * parsed manifest cheap to copy out of the parse worker (a few ms) and to walk.
  */
-export const MAX_MANIFEST_ENTRIES = 4096;
+export const MAX_MANIFEST_ENTRIES = 2048;
+export const MAX_MANIFEST_TEXT_CHARS = 1024 * 1024;
+/** JSON values a large manifest may hold (a descriptor is about ten), counted before it is parsed. */
+export const MAX_MANIFEST_JSON_VALUES = 32 * MAX_MANIFEST_ENTRIES;
 
 /** A manifest as parsed, before the digest and bytes it came with are attached. */
 export type ManifestFields = Omit<Manifest, 'digest' | 'body'>;
 
 /**
  * Parses a manifest body; `contentType` is the fallback when the body omits `mediaType`. Bodies above
- * INLINE_PARSE_MAX_BYTES are parsed in a worker thread, so a hostile one never stalls the event loop.
+ * INLINE_PARSE_MAX_BYTES are parsed in a worker thread, so a hostile one never stalls the event loop;
+ * they are moved there and back, so use the manifest's `body`, not `body`, afterwards.
  */
 export async function parseManifest(
   body: Buffer,
@@ -56,11 +61,14 @@ export async function parseManifest(
   signal: AbortSignal,
 ): Promise<Manifest> {
   let fields: ManifestFields;
+  let bytes = body;
   try {
-    fields =
-      body.length <= INLINE_PARSE_MAX_BYTES
-        ? shapeManifest(body.toString('utf8'), contentType)
-        : ((await parseOffThread('manifest', body, contentType, image, signal)) as ManifestFields);
+    if (body.length <= INLINE_PARSE_MAX_BYTES) fields = shapeManifest(body.toString('utf8'), contentType);
+    else {
+      const parsed = await parseOffThread('manifest', body, contentType, image, signal);
+      fields = parsed.value as ManifestFields;
+      bytes = parsed.bytes;
+    }
   } catch (err) {
     if (!(err instanceof UnusableJson)) throw err;
     throw new ProvenantError(
@@ -69,31 +77,34 @@ export async function parseManifest(
       { image },
     );
   }
-  return { digest, body, ...fields };
+  return { digest, body: bytes, ...fields };
 }
 
 /** The shape check itself (pure; runs in a parse worker for large bodies). Throws UnusableJson. */
 export function shapeManifest(text: string, contentType: string | undefined): ManifestFields {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new UnusableJson('text that is not JSON');
-  }
+  const json = parseJson(text);
   if (typeof json !== 'object' || json === null || Array.isArray(json))
     throw new UnusableJson('a JSON non-object');
   const obj = json as Record<string, unknown>;
   const mediaType =
     typeof obj['mediaType'] === 'string' ? obj['mediaType'] : (contentType?.split(';')[0]?.trim() ?? '');
   let entries = 0;
-  const count = (n: number): void => {
-    entries += n;
+  let chars = 0;
+  const keep = (annotations: Readonly<Record<string, string>>, ...texts: (string | undefined)[]): void => {
+    const kept = Object.entries(annotations);
+    entries += kept.length;
+    for (const text of [...texts, ...kept.flat()]) chars += text?.length ?? 0;
     if (entries > MAX_MANIFEST_ENTRIES)
       throw new UnusableJson(`more than ${MAX_MANIFEST_ENTRIES} descriptors and annotations`);
+    if (chars > MAX_MANIFEST_TEXT_CHARS)
+      throw new UnusableJson(
+        `more than ${MAX_MANIFEST_TEXT_CHARS} characters of media types and annotations`,
+      );
   };
   const descriptor = (value: unknown, at: string): Descriptor => {
     const d = parseDescriptor(value, at);
-    count(1 + Object.keys(d.annotations).length);
+    entries += 1;
+    keep(d.annotations, d.mediaType, d.artifactType, d.platform?.os, d.platform?.architecture);
     return d;
   };
   const list = (key: string): Descriptor[] => {
@@ -108,10 +119,11 @@ export function shapeManifest(text: string, contentType: string | undefined): Ma
   const manifests = list('manifests');
   if (layers.length > 0 && manifests.length > 0) throw new UnusableJson('both "layers" and "manifests"');
   const annotations = parseAnnotations(obj['annotations']);
-  count(Object.keys(annotations).length);
+  const artifactType = typeof obj['artifactType'] === 'string' ? obj['artifactType'] : undefined;
+  keep(annotations, mediaType, artifactType);
   return {
     mediaType,
-    artifactType: typeof obj['artifactType'] === 'string' ? obj['artifactType'] : undefined,
+    artifactType,
     config: single('config'),
     layers,
     manifests,

@@ -169,9 +169,7 @@ export async function fetchJsonBlob(
   signal: AbortSignal,
   what: string,
 ): Promise<Buffer> {
-  const bytes = await registry.fetchBlob(image, layer, signal);
-  await checkJsonDocument(bytes, what, image.original, signal);
-  return bytes;
+  return checkJsonDocument(await registry.fetchBlob(image, layer, signal), what, image.original, signal);
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
