@@ -43,9 +43,8 @@ log: { level: error }`,
     runtime,
     metrics,
     logger: createLogger('error'),
-    host: '127.0.0.1',
+    server: config.server,
     port: 0,
-    tls: undefined,
   });
   const caFile = /--cacert (\S+)\)/.exec(server.tlsDescription)?.[1] as string;
   const dispatcher = new Agent({ connect: { ca: readFileSync(caFile, 'utf8') } });

@@ -17,8 +17,20 @@ export interface RunningProvenant {
   readonly pid: number;
   /** Everything the process printed so far (stdout and stderr). */
   output(): string;
-  stop(): Promise<number | null>;
+  /**
+   * Signals the process group and resolves with the exit code, or null if it had to be killed after
+   * `killAfterMs`. SIGINT (the default) stops without the shutdown drain; SIGTERM, as Kubernetes sends
+   * it, drains for server.drainSeconds first.
+   */
+  stop(opts?: StopOptions): Promise<number | null>;
 }
+
+export interface StopOptions {
+  readonly signal?: 'SIGINT' | 'SIGTERM';
+  readonly killAfterMs?: number;
+}
+
+const KILL_AFTER_MS = 5000;
 
 /** `command` is e.g. ['node', 'bin/provenant.mjs', 'serve', ...] or ['npm', 'start', '--', ...]. */
 export async function startProvenant(command: string[]): Promise<RunningProvenant> {
@@ -28,7 +40,7 @@ export async function startProvenant(command: string[]): Promise<RunningProvenan
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
   const url = await waitForUrl(child, () => output);
-  return { url, pid: child.pid ?? -1, output: () => output, stop: () => stop(child) };
+  return { url, pid: child.pid ?? -1, output: () => output, stop: (opts) => stop(child, opts) };
 }
 
 function waitForUrl(child: ChildProcess, output: () => string): Promise<string> {
@@ -58,16 +70,19 @@ function waitForUrl(child: ChildProcess, output: () => string): Promise<string> 
   });
 }
 
-/** SIGTERM to the process group (npm start spawns node), then wait for the exit code. */
-function stop(child: ChildProcess): Promise<number | null> {
+/** Signals the process group (npm start spawns node), then waits for the exit code. */
+function stop(child: ChildProcess, opts: StopOptions = {}): Promise<number | null> {
   if (child.exitCode !== null || child.pid === undefined) return Promise.resolve(child.exitCode);
   return new Promise((resolve) => {
-    const kill = setTimeout(() => process.kill(-(child.pid as number), 'SIGKILL'), 5000);
+    const kill = setTimeout(
+      () => process.kill(-(child.pid as number), 'SIGKILL'),
+      opts.killAfterMs ?? KILL_AFTER_MS,
+    );
     child.once('exit', (code) => {
       clearTimeout(kill);
       resolve(code);
     });
-    process.kill(-(child.pid as number), 'SIGTERM');
+    process.kill(-(child.pid as number), opts.signal ?? 'SIGINT');
   });
 }
 

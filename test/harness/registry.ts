@@ -38,6 +38,11 @@ export interface DistributionRegistryOptions {
   tls?: { cert: string; key: string };
   /** Bearer-token auth (distribution's `auth.token`): tokens from this token server are accepted. */
   token?: TokenAuth;
+  /**
+   * Keep content on disk under this directory (distribution's `filesystem` driver) instead of in
+   * memory, so a test can play a compromised storage backend (tamperStoredBlob).
+   */
+  storageDir?: string;
 }
 
 /** What a registry needs to trust a token server (see test/harness/token-server.ts). */
@@ -93,7 +98,13 @@ async function distributionConfig(dir: string, port: number, opts: DistributionR
     // Info level with the access log: the tail of it is what a failing test's message shows.
     log: { level: 'info' },
     // Upload purging is a background sweep for abandoned uploads; a test registry lives for minutes.
-    storage: { inmemory: {}, delete: { enabled: true }, maintenance: { uploadpurging: { enabled: false } } },
+    storage: {
+      ...(opts.storageDir === undefined
+        ? { inmemory: {} }
+        : { filesystem: { rootdirectory: opts.storageDir } }),
+      delete: { enabled: true },
+      maintenance: { uploadpurging: { enabled: false } },
+    },
     http,
     // The storage-driver health check polls in the background and adds nothing on loopback.
     health: { storagedriver: { enabled: false } },
@@ -132,6 +143,17 @@ export async function startReferrersRegistry(): Promise<RegistryServer> {
     ready: { kind: 'http', url: `http://${LOOPBACK_HOST}:${port}/v2/` },
   });
   return registryServer(server, 'http', port);
+}
+
+/**
+ * Overwrites the stored bytes of a blob (or a manifest, which distribution stores as a blob) in a
+ * registry started with `storageDir`: what a compromised storage backend or a broken proxy serves.
+ * The registry hands the new bytes out under the old digest; it verifies digests on upload only.
+ */
+export async function tamperStoredBlob(storageDir: string, digest: string, bytes: Buffer): Promise<void> {
+  const hex = digest.replace(/^sha256:/, '');
+  const data = path.join(storageDir, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
+  await writeFile(data, bytes);
 }
 
 /** Runs `start` with a fresh temp dir, removing the dir if starting fails (the process owns it after). */

@@ -1,5 +1,5 @@
 /** A cache is get / set / delete (the Ratify habit); the in-process one is the default. */
-import NodeCache from 'node-cache';
+import { LRUCache } from 'lru-cache';
 
 export interface Cache<V> {
   get(key: string): Promise<V | undefined>;
@@ -7,35 +7,47 @@ export interface Cache<V> {
   delete(key: string): Promise<void>;
 }
 
-export class MemoryCache<V> implements Cache<V> {
-  private readonly store: NodeCache;
+/** A monotonic millisecond clock (`performance` by default; tests pass their own). */
+export interface Clock {
+  now(): number;
+}
 
-  constructor(maxEntries: number) {
-    // useClones: false — values are treated as immutable; cloning would cost every hit.
-    this.store = new NodeCache({ maxKeys: maxEntries, useClones: false, checkperiod: 60 });
+/**
+ * Bounded by entry count: when full, the least recently used entry makes room, expired or not. A flood
+ * of distinct keys therefore displaces old entries instead of turning caching off until a sweep.
+ */
+export class MemoryCache<V extends object | string | number | boolean> implements Cache<V> {
+  private readonly store: LRUCache<string, V>;
+
+  constructor(maxEntries: number, clock: Clock = performance) {
+    // Values are treated as immutable and never cloned; `perf` is lru-cache's TTL clock.
+    this.store = new LRUCache<string, V>({
+      max: maxEntries,
+      ttlAutopurge: false,
+      ttlResolution: 0,
+      perf: clock,
+    });
   }
 
   get(key: string): Promise<V | undefined> {
-    return Promise.resolve(this.store.get<V>(key));
+    return Promise.resolve(this.store.get(key));
   }
 
   set(key: string, value: V, ttlSeconds: number): Promise<void> {
-    if (ttlSeconds > 0) {
-      try {
-        this.store.set(key, value, ttlSeconds);
-      } catch {
-        // Full: an uncached answer is slower, never wrong.
-      }
-    }
+    if (ttlSeconds > 0) this.store.set(key, value, { ttl: ttlSeconds * 1000 });
     return Promise.resolve();
   }
 
   delete(key: string): Promise<void> {
-    this.store.del(key);
+    this.store.delete(key);
     return Promise.resolve();
   }
 
+  get size(): number {
+    return this.store.size;
+  }
+
   close(): void {
-    this.store.close();
+    this.store.clear();
   }
 }

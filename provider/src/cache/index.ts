@@ -1,3 +1,11 @@
-export { MemoryCache, type Cache } from './cache.ts';
-export { RedisCache, TieredCache, type RedisCacheOptions } from './redis.ts';
+export { MemoryCache, type Cache, type Clock } from './cache.ts';
+export {
+  cacheHmacKey,
+  MIN_HMAC_KEY_BYTES,
+  RedisCache,
+  TieredCache,
+  type RedisCacheOptions,
+  type RejectReason,
+} from './redis.ts';
 export { Coalescer } from './coalesce.ts';
+export { configFingerprint } from './fingerprint.ts';

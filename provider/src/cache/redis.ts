@@ -2,30 +2,85 @@
  * The shared cache for replicated providers: verdicts in Redis, so every replica answers a key the
  * first one verified. A cache is an accelerator, never a dependency: when Redis is slow or down,
  * lookups are misses and writes are dropped, and admission carries on verifying (Ratify's habit).
+ *
+ * Redis is a trust boundary: whoever can write to it could otherwise admit any image. Every entry
+ * carries an HMAC-SHA256 (RFC 2104) over its Redis key, its expiry and its value, so an entry can be
+ * neither forged, nor moved to another key (another image, another config fingerprint), nor kept past
+ * its TTL; a decoded value must also pass the caller's type guard. Anything else is a miss, reported.
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createClient } from 'redis';
+import { ProvenantError } from '../types/errors.ts';
 import type { Cache } from './cache.ts';
 
-export interface RedisCacheOptions {
+export interface RedisCacheOptions<V> {
   /** `redis://[:password@]host:port[/db]` or `rediss://…` for TLS. */
   readonly url: string;
   /** Keys are `<prefix><key>`; the prefix carries the config fingerprint. */
   readonly prefix: string;
   /** A lookup slower than this is a miss (default 100 ms): the admission budget is not Redis's. */
   readonly commandTimeoutMs?: number;
+  /** Authenticates entries; at least MIN_HMAC_KEY_BYTES long (see cacheHmacKey). */
+  readonly hmacKey: Buffer;
+  /** Accepts only values of the cached type: an authentic entry of an older shape is still a miss. */
+  readonly isValue: (value: unknown) => value is V;
   /** Told about failures (at most one report per 30 s), without the URL's credentials. */
   readonly onError?: (message: string) => void;
+  /** Told about every entry refused as a miss, for a metric; `onError` gets a (rate-limited) report too. */
+  readonly onRejected?: (reason: RejectReason) => void;
 }
 
+/** Why an entry read from Redis was not believed. */
+export type RejectReason = 'mac' | 'expired' | 'malformed';
+
 const REPORT_EVERY_MS = 30_000;
+/** HMAC-SHA256 keys shorter than the hash output weaken it (RFC 2104 §3). */
+export const MIN_HMAC_KEY_BYTES = 32;
+
+const REJECT_REASONS: Record<RejectReason, string> = {
+  mac: 'its HMAC does not match: written by someone without the key, or for another key',
+  expired: 'its authenticated expiry has passed',
+  malformed: 'it is not a cache entry of this version',
+};
+
+/**
+ * The HMAC key from `cache.hmacKey` or the file `cache.hmacKeyFile` names (a mounted Secret; one
+ * trailing newline is ignored). Errors name the file and the length found, never the key.
+ */
+export function cacheHmacKey(cache: {
+  hmacKey?: string | undefined;
+  hmacKeyFile?: string | undefined;
+}): Buffer {
+  let key: Buffer;
+  if (cache.hmacKeyFile === undefined) key = Buffer.from(cache.hmacKey ?? '', 'utf8');
+  else {
+    try {
+      key = Buffer.from(readFileSync(cache.hmacKeyFile, 'utf8').replace(/\r?\n$/, ''), 'utf8');
+    } catch (err) {
+      throw new ProvenantError(
+        'CONFIG_UNREADABLE',
+        `cannot read cache.hmacKeyFile ${cache.hmacKeyFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
+    }
+  }
+  if (key.length < MIN_HMAC_KEY_BYTES) {
+    throw new ProvenantError(
+      'CONFIG_INVALID',
+      `cache.${cache.hmacKeyFile === undefined ? 'hmacKey' : `hmacKeyFile ${cache.hmacKeyFile}`} holds ${key.length} bytes: expected at least ${MIN_HMAC_KEY_BYTES}`,
+    );
+  }
+  return key;
+}
 
 export class RedisCache<V> implements Cache<V> {
   private readonly client: ReturnType<typeof createClient>;
   private readonly timeoutMs: number;
-  private lastReport = 0;
+  /** When each kind of failure was last reported: one noisy kind must not hide another. */
+  private readonly lastReport = new Map<string, number>();
   private closed = false;
 
-  constructor(private readonly options: RedisCacheOptions) {
+  constructor(private readonly options: RedisCacheOptions<V>) {
     this.timeoutMs = options.commandTimeoutMs ?? 100;
     this.client = createClient({
       url: options.url,
@@ -44,7 +99,7 @@ export class RedisCache<V> implements Cache<V> {
     if (!this.client.isReady) return undefined;
     try {
       const raw = await this.withTimeout(this.client.get(this.options.prefix + key));
-      return raw === null || raw === undefined ? undefined : (JSON.parse(raw) as V);
+      return typeof raw === 'string' ? this.decode(this.options.prefix + key, raw) : undefined;
     } catch (err) {
       this.report(`redis cache lookup failed: ${(err as Error).message}`);
       return undefined;
@@ -55,7 +110,13 @@ export class RedisCache<V> implements Cache<V> {
     if (ttlSeconds <= 0 || !this.client.isReady) return;
     try {
       await this.withTimeout(
-        this.client.set(this.options.prefix + key, JSON.stringify(value), { EX: ttlSeconds }),
+        this.client.set(
+          this.options.prefix + key,
+          this.encode(this.options.prefix + key, value, ttlSeconds),
+          {
+            EX: ttlSeconds,
+          },
+        ),
       );
     } catch (err) {
       this.report(`redis cache write failed: ${(err as Error).message}`);
@@ -81,6 +142,43 @@ export class RedisCache<V> implements Cache<V> {
     }
   }
 
+  /** `<mac>.<expiry ms>.<JSON value>`, the MAC (base64url) over the Redis key and everything after it. */
+  private encode(redisKey: string, value: V, ttlSeconds: number): string {
+    const payload = `${Date.now() + ttlSeconds * 1000}.${JSON.stringify(value)}`;
+    return `${this.mac(redisKey, payload).toString('base64url')}.${payload}`;
+  }
+
+  private decode(redisKey: string, raw: string): V | undefined {
+    const dot = raw.indexOf('.');
+    const payload = raw.slice(dot + 1);
+    const given = Buffer.from(raw.slice(0, Math.max(dot, 0)), 'base64url');
+    const expected = this.mac(redisKey, payload);
+    if (dot < 0 || given.length !== expected.length || !timingSafeEqual(given, expected))
+      return this.reject(redisKey, 'mac');
+    const expiryEnd = payload.indexOf('.');
+    if (!(Number(payload.slice(0, expiryEnd)) > Date.now())) return this.reject(redisKey, 'expired');
+    let value: unknown;
+    try {
+      value = JSON.parse(payload.slice(expiryEnd + 1));
+    } catch {
+      return this.reject(redisKey, 'malformed');
+    }
+    return this.options.isValue(value) ? value : this.reject(redisKey, 'malformed');
+  }
+
+  private mac(redisKey: string, payload: string): Buffer {
+    // The key is length-prefixed so no (key, payload) pair can be re-split into another.
+    return createHmac('sha256', this.options.hmacKey)
+      .update(`${redisKey.length}:${redisKey}.${payload}`)
+      .digest();
+  }
+
+  private reject(redisKey: string, reason: RejectReason): undefined {
+    this.options.onRejected?.(reason);
+    this.report(`redis cache entry refused: ${redisKey} (${REJECT_REASONS[reason]}); verifying instead`);
+    return undefined;
+  }
+
   private withTimeout<T>(p: Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -92,8 +190,9 @@ export class RedisCache<V> implements Cache<V> {
   private report(message: string): void {
     if (this.closed) return;
     const now = Date.now();
-    if (now - this.lastReport < REPORT_EVERY_MS) return;
-    this.lastReport = now;
+    const kind = message.split(':')[0] ?? message;
+    if (now - (this.lastReport.get(kind) ?? -Infinity) < REPORT_EVERY_MS) return;
+    this.lastReport.set(kind, now);
     // Messages from the client may quote the URL; never let a password reach the logs.
     this.options.onError?.(message.replace(/\/\/[^@/\s]*@/g, '//***@'));
   }

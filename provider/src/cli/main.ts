@@ -2,7 +2,7 @@
 import { toProvenantError } from '../types/errors.ts';
 import { USAGE, parseCommandLine } from './args.ts';
 import { policy } from './policy-test.ts';
-import { serve } from './serve.ts';
+import { serve, type Shutdown } from './serve.ts';
 import { EXIT_ERROR, verify } from './verify.ts';
 
 export async function main(argv: string[]): Promise<number> {
@@ -14,7 +14,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     switch (args.command) {
       case 'serve':
-        return await serve(args, shutdownSignal());
+        return await serve(args, shutdownSignals());
       case 'verify':
         return await verify(args, process.stdout);
       case 'policy':
@@ -30,8 +30,19 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-function shutdownSignal(): AbortSignal {
-  const controller = new AbortController();
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => controller.abort());
-  return controller.signal;
+/** SIGTERM (Kubernetes) drains first; SIGINT (Ctrl-C) or a second signal stops without the drain. */
+function shutdownSignals(): Shutdown {
+  const requested = new AbortController();
+  const now = new AbortController();
+  const signals = ['SIGINT', 'SIGTERM'] as const;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (sig === 'SIGINT' || requested.signal.aborted) {
+      now.abort(sig);
+      // One more signal ends the process the default way, without waiting for requests.
+      for (const s of signals) process.off(s, onSignal);
+    }
+    requested.abort(sig);
+  };
+  for (const sig of signals) process.on(sig, onSignal);
+  return { requested: requested.signal, now: now.signal };
 }

@@ -19,7 +19,7 @@ import {
 import { renderMutate, renderVerify, type Render } from '../http/index.ts';
 import { Runtime } from '../service/index.ts';
 import type { Parsed } from './args.ts';
-import { loadConfig } from './load.ts';
+import { loadConfig, printWarnings } from './load.ts';
 
 export const EXIT_NO_VIOLATIONS = 0;
 export const EXIT_VIOLATIONS = 1;
@@ -36,8 +36,9 @@ export async function policy(args: Parsed, out: NodeJS.WritableStream): Promise<
   if ((args.suite === undefined) === (args.template === undefined)) {
     throw new Error('policy test expects either --suite FILE or --template FILE with MANIFEST files');
   }
-  const { config, source } = loadConfig(args.config);
-  const runtime = new Runtime(config, source);
+  const loaded = loadConfig(args.config);
+  printWarnings(loaded);
+  const runtime = new Runtime(loaded.config, loaded.source);
   try {
     await runtime.ready();
     const resolve = args.unavailable
@@ -74,7 +75,7 @@ function verifierResolver(runtime: Runtime): ExternalDataResolver {
       );
     }
     const unique = [...new Set(keys)];
-    const outcomes = await Promise.all(unique.map((k) => runtime.verifier.verify(k)));
+    const outcomes = await runtime.verifier.verifyAll(unique);
     const transient = outcomes.find((o) => !o.ok && o.error.transient);
     if (transient !== undefined && !transient.ok) return systemErrorResponse(transient.error.toItemError());
     const responses: [string, unknown][] = [];

@@ -1,15 +1,25 @@
 /** `provenant serve`: the provider process. */
 import { ConfigWatcher } from '../config/index.ts';
 import { startServer } from '../http/index.ts';
-import { Metrics, createLogger } from '../observability/index.ts';
+import { Metrics, createLogger, type Logger } from '../observability/index.ts';
 import { closeParseWorkers } from '../registry/index.ts';
 import { Runtime } from '../service/index.ts';
 import type { Parsed } from './args.ts';
 import { loadConfig } from './load.ts';
 
-export async function serve(args: Parsed, signal: AbortSignal): Promise<number> {
-  const { config, source } = loadConfig(args.config);
+/**
+ * How the process is asked to stop. `requested` aborts at the first SIGTERM or SIGINT; `now` at SIGINT
+ * (an operator's Ctrl-C) or a second signal, and cuts the drain short.
+ */
+export interface Shutdown {
+  readonly requested: AbortSignal;
+  readonly now: AbortSignal;
+}
+
+export async function serve(args: Parsed, shutdown: Shutdown): Promise<number> {
+  const { config, source, warnings } = loadConfig(args.config);
   const logger = createLogger(config.log.level);
+  for (const warning of warnings) logger.warn({ config: source }, warning);
   const metrics = new Metrics();
   const runtime = new Runtime(config, source, {
     metrics,
@@ -31,15 +41,15 @@ export async function serve(args: Parsed, signal: AbortSignal): Promise<number> 
     runtime,
     metrics,
     logger,
-    host: config.server.host,
-    port: args.port ?? config.server.port,
-    tls: config.server.tls,
+    server: config.server,
+    port: args.port,
   });
   const watcher =
     args.config === undefined
       ? undefined
       : new ConfigWatcher(args.config, {
           onReload: (loaded) => {
+            for (const warning of loaded.warnings) logger.warn({ config: loaded.source }, warning);
             runtime.replace(loaded.config, loaded.source).then(
               () => {
                 metrics.configReloads.inc({ result: 'ok' });
@@ -68,11 +78,40 @@ export async function serve(args: Parsed, signal: AbortSignal): Promise<number> 
   process.stdout.write(
     `provenant listening on ${server.url}\n  config: ${source}\n  tls: ${server.tlsDescription}\n`,
   );
-  await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-  logger.info('shutting down');
+  await aborted(shutdown.requested);
+  await drain(runtime, config.server.drainSeconds, shutdown.now, logger);
   watcher?.close();
-  await runtime.close();
+  // The listener closes, open connections finish their requests; only then can the registry client and
+  // caches close without failing a verification in flight.
   await server.close();
+  await runtime.close();
   await closeParseWorkers();
+  logger.info('stopped');
   return 0;
+}
+
+/**
+ * Kubernetes removes a terminating pod from its Service endpoints while it sends SIGTERM, and clients
+ * learn of it only later: for server.drainSeconds the replica reports not-ready but still answers every
+ * request, in flight or arriving. Pair it with terminationGracePeriodSeconds above drainSeconds +
+ * (bodyTimeoutMs + requestDeadlineMs) / 1000.
+ */
+async function drain(runtime: Runtime, seconds: number, now: AbortSignal, logger: Logger): Promise<void> {
+  runtime.drain();
+  if (now.aborted || seconds === 0) {
+    logger.info('shutting down');
+    return;
+  }
+  logger.info(`shutting down: not ready, still answering for ${seconds} s (server.drainSeconds)`);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, seconds * 1000))),
+    aborted(now),
+  ]);
+  clearTimeout(timer);
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }

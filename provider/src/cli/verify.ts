@@ -1,7 +1,7 @@
 /** `provenant verify IMAGE…`: the server's verification path, from a terminal. */
 import { Runtime, type Outcome } from '../service/index.ts';
 import type { Parsed } from './args.ts';
-import { loadConfig } from './load.ts';
+import { loadConfig, printWarnings } from './load.ts';
 
 export const EXIT_TRUSTED = 0;
 export const EXIT_NOT_TRUSTED = 1;
@@ -9,12 +9,13 @@ export const EXIT_ERROR = 2;
 
 export async function verify(args: Parsed, out: NodeJS.WritableStream): Promise<number> {
   if (args.positionals.length === 0) throw new Error('verify expects at least one IMAGE');
-  const { config, source } = loadConfig(args.config);
-  const runtime = new Runtime(config, source);
+  const loaded = loadConfig(args.config);
+  printWarnings(loaded);
+  const runtime = new Runtime(loaded.config, loaded.source);
   try {
     await runtime.ready();
     const images = args.positionals;
-    const outcomes = await Promise.all(images.map((image) => runtime.verifier.verify(image)));
+    const outcomes = await runtime.verifier.verifyAll(images);
     out.write(
       args.json
         ? `${JSON.stringify(

@@ -4,19 +4,30 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { Ajv, type ErrorObject } from 'ajv';
-import { parseDocument } from 'yaml';
+import { Ajv } from 'ajv';
+import { LineCounter, parseDocument, type Document } from 'yaml';
 import { ProvenantError } from '../types/errors.ts';
 import { ConfigSchema, type Config } from './schema.ts';
-import { semanticProblems } from './semantics.ts';
+import { inlineKeyFiles } from './key-files.ts';
+import { schemaProblems, yamlProblems } from './problems.ts';
+import { semanticProblems, semanticWarnings } from './semantics.ts';
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, discriminator: true, strict: false });
+// `verbose` gives errors their parent schema (the allowed fields); problems.ts never prints their data.
+const ajv = new Ajv({
+  allErrors: true,
+  useDefaults: true,
+  discriminator: true,
+  strict: false,
+  verbose: true,
+});
 const validateSchema = ajv.compile<Config>(ConfigSchema);
 
 export interface LoadedConfig {
   readonly config: Config;
   /** Where it came from: a file path, or 'embedded default'. */
   readonly source: string;
+  /** What loaded but is likely a mistake (a pattern that can never match), for the caller to show. */
+  readonly warnings: readonly string[];
 }
 
 export function loadConfigFile(path: string): LoadedConfig {
@@ -28,13 +39,14 @@ export function loadConfigFile(path: string): LoadedConfig {
       cause: err,
     });
   }
-  return { config: parseConfig(text, path, dirname(resolve(path))), source: resolve(path) };
+  const config = parseConfig(text, path, dirname(resolve(path)));
+  return { config, source: resolve(path), warnings: semanticWarnings(config) };
 }
 
 /** Parses, validates, defaults and freezes. `baseDir` anchors relative file paths (TLS, CA files). */
 export function parseConfig(text: string, source: string, baseDir: string): Config {
-  const raw = parseYaml(text, source);
-  const problems = schemaProblems(raw);
+  const { value: raw, doc, lines } = parseYaml(text, source);
+  const problems = validateSchema(raw) ? [] : schemaProblems(validateSchema.errors ?? [], doc, lines);
   // Cross-field checks need well-formed validators and rules; any other section may still be broken,
   // and its problems are reported together with these. An unknown top-level field (say, Connaisseur's
   // `alerting:`) leaves both lists intact, so it must not hide their problems.
@@ -44,7 +56,7 @@ export function parseConfig(text: string, source: string, baseDir: string): Conf
       p.startsWith('/policy') ||
       (p.startsWith('/:') && !p.startsWith('/: unknown field')),
   );
-  if (!shapeBroken) problems.push(...semanticProblems(raw as Config));
+  if (!shapeBroken) problems.push(...inlineKeyFiles(raw, baseDir), ...semanticProblems(raw as Config));
   if (problems.length > 0) {
     const list = problems.map((p) => `  - ${p}`).join('\n');
     throw new ProvenantError(
@@ -55,46 +67,25 @@ export function parseConfig(text: string, source: string, baseDir: string): Conf
   return deepFreeze(resolvePaths(raw as Config, baseDir));
 }
 
-function parseYaml(text: string, source: string): unknown {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const list = doc.errors.map((e) => `  - ${e.message}`).join('\n');
+function parseYaml(text: string, source: string): { value: unknown; doc: Document; lines: LineCounter } {
+  const lines = new LineCounter();
+  // prettyErrors would copy the offending source lines, secrets included, into the message.
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines });
+  // Warnings too (an unknown tag, say): a value the parser had to guess is not loaded.
+  const errors = [...doc.errors, ...doc.warnings];
+  if (errors.length > 0) {
+    const list = yamlProblems(errors, lines)
+      .map((p) => `  - ${p}`)
+      .join('\n');
     throw new ProvenantError('CONFIG_INVALID', `config ${source} is not valid YAML:\n${list}`);
   }
-  const value: unknown = doc.toJS({ maxAliasCount: 100 });
-  return value ?? {};
-}
-
-function schemaProblems(raw: unknown): string[] {
-  if (validateSchema(raw)) return [];
-  const errors = validateSchema.errors ?? [];
-  // A field with a fixed set of values fails one `const` per value plus an `anyOf`: say it once.
-  const allowed = new Map<string, string[]>();
-  for (const e of errors) {
-    if (e.keyword === 'const')
-      allowed.set(e.instancePath, [...(allowed.get(e.instancePath) ?? []), String(e.params['allowedValue'])]);
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch {
+    throw new ProvenantError('CONFIG_INVALID', `config ${source} is not valid YAML: too many aliases`);
   }
-  const enumProblems = [...allowed].map(
-    ([path, values]) => `${path || '/'}: must be one of ${values.join(', ')}`,
-  );
-  const others = errors.filter(
-    (e) => !(allowed.has(e.instancePath) && (e.keyword === 'const' || e.keyword === 'anyOf')),
-  );
-  return [...new Set([...others.map(describeSchemaError), ...enumProblems])];
-}
-
-function describeSchemaError(e: ErrorObject): string {
-  const path = e.instancePath === '' ? '/' : e.instancePath;
-  switch (e.keyword) {
-    case 'additionalProperties':
-      return `${path}: unknown field "${String(e.params['additionalProperty'])}"`;
-    case 'required':
-      return `${path}: missing required field "${String(e.params['missingProperty'])}"`;
-    case 'discriminator':
-      return `${path}/type: must be one of static, cosign, notaryv1, notation`;
-    default:
-      return `${path}: ${e.message ?? e.keyword}`;
-  }
+  return { value: value ?? {}, doc, lines };
 }
 
 // File paths in the config are relative to the config file, as users expect from a mounted ConfigMap.
@@ -125,10 +116,15 @@ function resolvePaths(config: Config, baseDir: string): Config {
         ? { ...v, attestation: { ...v.attestation, policy: abs(v.attestation.policy) } }
         : v,
     ),
+    cache: {
+      ...config.cache,
+      hmacKeyFile: config.cache.hmacKeyFile === undefined ? undefined : abs(config.cache.hmacKeyFile),
+    },
     sigstore: config.sigstore && {
       ...config.sigstore,
       trustedRoot: config.sigstore.trustedRoot === undefined ? undefined : abs(config.sigstore.trustedRoot),
       tufRoot: config.sigstore.tufRoot === undefined ? undefined : abs(config.sigstore.tufRoot),
+      tufCacheDir: config.sigstore.tufCacheDir === undefined ? undefined : abs(config.sigstore.tufCacheDir),
     },
   };
 }

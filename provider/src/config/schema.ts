@@ -139,6 +139,12 @@ const Tls = Type.Object(
     key: NonEmpty,
     clientCA: Type.Optional(NonEmpty),
     minVersion: Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')], { default: 'TLSv1.2' }),
+    ciphers: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'OpenSSL cipher list (TLS 1.2 and 1.3 names); default: forward-secret AEAD suites only',
+      }),
+    ),
   },
   strict,
 );
@@ -151,6 +157,28 @@ const Server = Type.Object(
     maxKeys: Type.Integer({ minimum: 1, maximum: 10000, default: 1000 }),
     bodyLimitBytes: Type.Integer({ minimum: 1024, default: 1_048_576 }),
     requestDeadlineMs: Type.Integer({ minimum: 100, default: 2500, description: 'answer within (ms)' }),
+    // Slow clients (slowloris, a stalled body) are closed rather than held: each bound is per connection.
+    headersTimeoutMs: Type.Integer({
+      minimum: 100,
+      default: 5000,
+      description: 'TLS handshake, then request headers, must arrive within (ms)',
+    }),
+    bodyTimeoutMs: Type.Integer({
+      minimum: 100,
+      default: 10_000,
+      description: 'the whole request (headers and body) must arrive within (ms)',
+    }),
+    idleTimeoutMs: Type.Integer({ minimum: 100, default: 30_000, description: 'keep-alive idle (ms)' }),
+    maxConnections: Type.Integer({ minimum: 1, default: 1000 }),
+    drainSeconds: Type.Integer({
+      minimum: 0,
+      default: 10,
+      description: 'after SIGTERM: not ready, still answering, before the listener closes (s)',
+    }),
+    allowDevCertificate: Type.Boolean({
+      default: false,
+      description: 'serve the self-generated certificate on a non-loopback host (never in production)',
+    }),
   },
   { ...strict, default: {} },
 );
@@ -184,6 +212,26 @@ const Network = Type.Object(
     maxRetries: Type.Integer({ minimum: 0, maximum: 5, default: 2 }),
     maxManifestBytes: Type.Integer({ minimum: 1024, default: 4 * 1024 * 1024 }),
     maxBlobBytes: Type.Integer({ minimum: 1024, default: 4 * 1024 * 1024, description: 'signature blobs' }),
+    maxConcurrentRequests: Type.Integer({
+      minimum: 1,
+      default: 64,
+      description: 'registry requests in flight at once, overall; more wait (within the deadline)',
+    }),
+    maxConcurrentRequestsPerRegistry: Type.Integer({
+      minimum: 1,
+      default: 16,
+      description: 'registry requests in flight at once to one registry host',
+    }),
+    egress: Type.Object(
+      {
+        allowUnlistedRegistries: Type.Boolean({
+          default: false,
+          description:
+            'let images name registries no registries: entry or policy pattern lists (public addresses only)',
+        }),
+      },
+      { ...strict, default: {} },
+    ),
   },
   { ...strict, default: {} },
 );
@@ -194,6 +242,13 @@ const Cache = Type.Object(
     negativeTtlSeconds: Type.Integer({ minimum: 0, default: 5 }),
     maxEntries: Type.Integer({ minimum: 1, default: 10000 }),
     redis: Type.Optional(NonEmpty),
+    // Redis entries carry an HMAC-SHA256 under this key; a shared Redis needs one (exactly one of the two).
+    hmacKey: Type.Optional(
+      Type.String({ minLength: 32, description: 'secret key authenticating Redis entries (32+ characters)' }),
+    ),
+    hmacKeyFile: Type.Optional(
+      Type.String({ minLength: 1, description: 'file holding hmacKey, e.g. a mounted Secret' }),
+    ),
   },
   { ...strict, default: {} },
 );
@@ -203,6 +258,13 @@ const Sigstore = Type.Object(
     tufMirror: Type.Optional(NonEmpty),
     tufRoot: Type.Optional(NonEmpty),
     trustedRoot: Type.Optional(NonEmpty),
+    tufCacheDir: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'private TUF metadata cache (default $XDG_CACHE_HOME/provenant/tuf or ~/.cache/provenant/tuf)',
+      }),
+    ),
     offline: Type.Optional(
       Type.Boolean({ description: 'never refresh the public-good root from its TUF repository' }),
     ),

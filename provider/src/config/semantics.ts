@@ -3,7 +3,8 @@
  * time ("validator not found", "unable to find trust root"); Provenant refuses them at load, so a
  * broken policy never reaches the admission path.
  */
-import { compilePattern, PatternSyntaxError } from '../policy/index.ts';
+import { compilePattern, PatternSyntaxError, unmatchableReason } from '../policy/index.ts';
+import { compileIdentityPattern } from '../trust/cosign/index.ts';
 import { notaryBaseUrl, parseTrustRootKey } from '../trust/notaryv1/index.ts';
 import type { Config, RuleConfig, TrustRootConfig, ValidatorConfig, ValidatorType } from './schema.ts';
 
@@ -21,7 +22,40 @@ export function semanticProblems(config: Config): string[] {
     ...(config.sigstore?.tufRoot !== undefined && config.sigstore.tufMirror === undefined
       ? ['/sigstore/tufRoot: an initial TUF root needs sigstore.tufMirror, the repository it belongs to']
       : []),
+    ...serverProblems(config.server),
+    ...cacheProblems(config.cache),
   ];
+}
+
+/** Node refuses a headers timeout longer than the whole-request timeout it is part of. */
+function serverProblems(server: Config['server']): string[] {
+  return server.headersTimeoutMs > server.bodyTimeoutMs
+    ? [
+        `/server/headersTimeoutMs: expected at most server.bodyTimeoutMs (${server.bodyTimeoutMs}), found ${server.headersTimeoutMs}`,
+      ]
+    : [];
+}
+
+/**
+ * What loads but is likely a mistake, one line each with its field path: policy patterns that can
+ * never match a normalised image. Called on a config that passed semanticProblems.
+ */
+export function semanticWarnings(config: Config): string[] {
+  return config.policy.flatMap((rule, i) => {
+    const reason = unmatchableReason(compilePattern(rule.pattern));
+    return reason === undefined ? [] : [`/policy/${i}/pattern: ${reason}`];
+  });
+}
+
+/** A shared Redis is written by whoever can reach it: its entries count only with a valid HMAC. */
+function cacheProblems(cache: Config['cache'] | null): string[] {
+  // Runs even when the schema refused the cache section (it may not be an object then).
+  if (typeof cache !== 'object' || cache === null) return [];
+  const keys = [cache.hmacKey, cache.hmacKeyFile].filter((k) => k !== undefined).length;
+  if (cache.redis !== undefined && keys === 0)
+    return ['/cache: redis needs hmacKey or hmacKeyFile, the key that authenticates its entries'];
+  if (keys > 1) return ['/cache: expected exactly one of hmacKey or hmacKeyFile, found both'];
+  return [];
 }
 
 function validatorProblems(validators: readonly ValidatorConfig[]): string[] {
@@ -110,8 +144,8 @@ function keylessProblems(root: TrustRootConfig, at: string): string[] {
       problems.push(`${at}/keyless: expected exactly one of ${exact} or ${regex}`);
     }
     const source = k[regex];
-    if (source !== undefined && !compiles(source))
-      problems.push(`${at}/keyless/${regex}: not a valid regular expression`);
+    const why = source === undefined ? undefined : patternProblem(source);
+    if (why !== undefined) problems.push(`${at}/keyless/${regex} (trust root "${root.name}"): ${why}`);
   }
   return problems;
 }
@@ -148,11 +182,12 @@ function ruleProblems(rule: RuleConfig, i: number, config: Config): string[] {
   return problems;
 }
 
-function compiles(source: string): boolean {
+/** Keyless patterns are RE2, as cosign compiles them (trust/cosign/identity-pattern.ts). */
+function patternProblem(source: string): string | undefined {
   try {
-    new RegExp(source);
-    return true;
-  } catch {
-    return false;
+    compileIdentityPattern(source);
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
   }
 }

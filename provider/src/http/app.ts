@@ -2,8 +2,16 @@
  * The fastify app factory (separate from the process entry point so tests use `inject()`).
  * Only this folder imports fastify.
  */
-import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
-import type { TlsOptions } from 'node:tls';
+import Fastify, {
+  LogController,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import { STATUS_CODES, type ServerOptions as NodeServerOptions, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { Logger, Metrics } from '../observability/index.ts';
 import type { Runtime } from '../service/index.ts';
 import { ProvenantError, type ErrorCode } from '../types/errors.ts';
@@ -15,36 +23,114 @@ export interface ServerOptions {
   readonly logger: Logger;
   /** Absent: plain HTTP, for `inject()` tests only. */
   readonly https?: TlsOptions | undefined;
+  /** server.tls.clientCA is set: /v1/* (every route but the probes and metrics) need its client certificate. */
+  readonly clientCertificateRequired?: boolean | undefined;
+}
+
+/**
+ * How often node checks the headers and whole-request timeouts (its default, 30 s, would let a stalled
+ * client stay up to 30 s past them).
+ */
+const CONNECTIONS_CHECK_INTERVAL_MS = 500;
+
+/** Node's default `maxHeaderSize`, named in the 431 answer. */
+const MAX_HEADER_BYTES = 16 * 1024;
+
+/** Routes kubelet probes and Prometheus reach without a client certificate. */
+const PUBLIC_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+
+/** HTTP statuses of the request-level codes; any other code is 503 when transient, else 400. */
+const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
+  REQUEST_TOO_LARGE: 413,
+  REQUEST_UNSUPPORTED_MEDIA_TYPE: 415,
+  REQUEST_CLIENT_CERTIFICATE_REQUIRED: 403,
+  REQUEST_NOT_FOUND: 404,
+  REQUEST_METHOD_NOT_ALLOWED: 405,
+  REQUEST_TIMEOUT: 408,
+  REQUEST_HEADERS_TOO_LARGE: 431,
+};
+
+function statusOf(error: ProvenantError): number {
+  return STATUS_BY_CODE[error.code] ?? (error.transient ? 503 : 400);
 }
 
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
   const { runtime, metrics } = opts;
+  const server = runtime.config.server;
+  // Node's own limits (http.createServer options): fastify does not pass these through by name.
+  const nodeOptions: NodeServerOptions = {
+    headersTimeout: server.headersTimeoutMs,
+    requestTimeout: server.bodyTimeoutMs,
+    connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS,
+    maxHeaderSize: MAX_HEADER_BYTES,
+  };
   const app = Fastify({
     loggerInstance: opts.logger,
-    bodyLimit: runtime.config.server.bodyLimitBytes,
+    bodyLimit: server.bodyLimitBytes,
+    // A stalled client is closed: headers, then the whole request, must arrive in time (408), an idle
+    // keep-alive connection is closed, and a connection where nothing moves for longer than a request can
+    // legitimately take (receiving it, then answering it) is dropped: a client that never reads its answer.
+    requestTimeout: server.bodyTimeoutMs,
+    keepAliveTimeout: server.idleTimeoutMs,
+    connectionTimeout: server.bodyTimeoutMs + server.requestDeadlineMs,
+    // While the server closes, requests on open connections are still answered (the verifier closes only
+    // after them); fastify's own 503 body is not a ProviderResponse.
+    return503OnClosing: false,
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) =>
+      answerClientError(err, socket, server),
     // fastify's default ajv coerces types ("x" → ["x"], 1 → "1", null → ""): a malformed key must be
     // refused with a 400, never answered as some other image.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
     // Requests are counted in metrics; the routes log what matters (codes and images), not every request.
     logController: new LogController({ disableRequestLogging: true }),
-    ...(opts.https === undefined ? {} : { https: opts.https }),
+    ...(opts.https === undefined
+      ? { http: nodeOptions }
+      : // The TLS handshake comes before node's headers timeout starts: bound it the same way.
+        { https: { ...opts.https, ...nodeOptions, handshakeTimeout: server.headersTimeoutMs } }),
   }) as unknown as FastifyInstance;
+  app.server.maxConnections = server.maxConnections;
 
-  // Kyverno's apiCall sends JSON without a Content-Type: every body is parsed as JSON, safely
-  // (fastify's parser refuses __proto__ and constructor.prototype keys).
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
-
+  registerBodyParsers(app);
   app.setErrorHandler((err: FastifyError, _req, reply) => {
-    const { status, error } = classify(err, runtime.config.server.bodyLimitBytes);
-    void reply.code(status).send(providerResponse([], error.toItemError()));
+    sendError(reply, classify(err, server.bodyLimitBytes));
+  });
+  const methodsByPath = new Map<string, Set<string>>();
+  app.addHook('onRoute', (route) => {
+    const methods = methodsByPath.get(route.url) ?? new Set<string>();
+    for (const m of [route.method].flat()) methods.add(m);
+    methodsByPath.set(route.url, methods);
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send({
-      error: `no route ${req.method} ${req.url}; the provider serves POST /v1/verify and POST /v1/mutate`,
-    });
+    const path = req.url.split('?')[0] ?? '';
+    const allowed = methodsByPath.get(path);
+    if (allowed === undefined) {
+      sendError(
+        reply,
+        new ProvenantError(
+          'REQUEST_NOT_FOUND',
+          `no route ${req.method} ${path}; the provider serves POST /v1/verify and POST /v1/mutate`,
+        ),
+      );
+      return;
+    }
+    const allow = [...allowed].sort().join(', ');
+    void reply.header('allow', allow);
+    sendError(
+      reply,
+      new ProvenantError('REQUEST_METHOD_NOT_ALLOWED', `expected ${allow} for ${path}, found ${req.method}`),
+    );
   });
 
+  if (opts.clientCertificateRequired === true) {
+    app.addHook('onRequest', (req, _reply, done) => {
+      done(PUBLIC_ROUTES.has(req.routeOptions.url ?? '') ? undefined : clientCertificateProblem(req));
+    });
+  }
+  // Draining for shutdown: every answer closes its connection, so keep-alive clients reconnect (to
+  // another replica, now that this one is out of the endpoints) instead of staying pinned here.
+  app.addHook('onSend', async (_req, reply) => {
+    if (runtime.phase !== 'serving') void reply.header('connection', 'close');
+  });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unknown';
     const outcome = outcomeOf(reply.statusCode, requestOutcome.get(req));
@@ -54,7 +140,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   registerProviderRoutes(app, runtime);
   app.get('/healthz', (_req, reply) => reply.send({ status: 'ok' }));
   app.get('/readyz', (_req, reply) => {
-    if (runtime.closing) return reply.code(503).send({ status: 'shutting down' });
+    if (runtime.phase !== 'serving') return reply.code(503).send({ status: 'shutting down' });
     return reply.send({ status: 'ready', config: runtime.configSource });
   });
   app.get('/metrics', async (_req, reply) => {
@@ -65,39 +151,125 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   return app;
 }
 
+/**
+ * JSON bodies, with or without a Content-Type: Kyverno's apiCall sends JSON without one. Any other
+ * declared type is refused (415). fastify's JSON parser refuses __proto__ and constructor.prototype keys.
+ */
+function registerBodyParsers(app: FastifyInstance): void {
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, json);
+  app.addContentTypeParser('*', { parseAs: 'string' }, (req, body, done) => {
+    const declared = req.headers['content-type'];
+    if (declared === undefined) {
+      void json(req, body as string, done);
+      return;
+    }
+    done(
+      new ProvenantError(
+        'REQUEST_UNSUPPORTED_MEDIA_TYPE',
+        `expected Content-Type application/json (or none), found ${JSON.stringify(declared)}`,
+      ),
+      undefined,
+    );
+  });
+}
+
+/**
+ * Fails closed: a socket that is not TLS has no certificate. `authorized` alone is not enough: node
+ * reports a resumed TLS 1.3 session as authorized when the client presented no certificate at all
+ * (VerifyPeerCertificate takes the resumption PSK as authentication), so a certificate must be there too.
+ */
+function clientCertificateProblem(req: FastifyRequest): ProvenantError | undefined {
+  const socket = req.raw.socket as TLSSocket;
+  const presented = Object.keys(socket.getPeerCertificate?.() ?? {}).length > 0;
+  if (presented && socket.authorized) return undefined;
+  const found = presented
+    ? `a certificate that does not verify (${String(socket.authorizationError)})`
+    : 'no certificate';
+  return new ProvenantError(
+    'REQUEST_CLIENT_CERTIFICATE_REQUIRED',
+    `expected a client certificate signed by server.tls.clientCA for ${req.method} ${req.url.split('?')[0] ?? ''}, found ${found}`,
+  );
+}
+
+function sendError(reply: FastifyReply, error: ProvenantError): void {
+  void reply.code(statusOf(error)).send(providerResponse([], error.toItemError()));
+}
+
 function outcomeOf(status: number, marker: string | undefined): string {
   if (status >= 500) return 'server_error';
   if (status >= 400) return 'client_error';
   return marker ?? 'ok';
 }
 
-const FASTIFY_CODES: Record<string, [number, ErrorCode, string]> = {
-  FST_ERR_CTP_INVALID_JSON_BODY: [400, 'REQUEST_MALFORMED', 'expected a JSON body'],
-  FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'REQUEST_MALFORMED', 'expected a JSON body, found an empty body'],
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'REQUEST_MALFORMED', 'Content-Length does not match the body'],
+const FASTIFY_CODES: Record<string, [ErrorCode, string]> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: ['REQUEST_MALFORMED', 'expected a JSON body'],
+  FST_ERR_CTP_EMPTY_JSON_BODY: ['REQUEST_MALFORMED', 'expected a JSON body, found an empty body'],
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: ['REQUEST_MALFORMED', 'Content-Length does not match the body'],
 };
 
-function classify(err: FastifyError, bodyLimitBytes: number): { status: number; error: ProvenantError } {
-  if (err instanceof ProvenantError) return { status: err.transient ? 503 : 400, error: err };
+function classify(err: FastifyError, bodyLimitBytes: number): ProvenantError {
+  if (err instanceof ProvenantError) return err;
   if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     const expected = `expected a body of at most ${bodyLimitBytes} bytes (server.bodyLimitBytes)`;
-    return { status: 413, error: new ProvenantError('REQUEST_TOO_LARGE', `${expected}: ${err.message}`) };
+    return new ProvenantError('REQUEST_TOO_LARGE', `${expected}: ${err.message}`);
   }
   if (err.validation !== undefined) {
     const where = err.validation.map((v) => `${v.instancePath || '/'} ${v.message ?? ''}`.trim()).join('; ');
-    return {
-      status: 400,
-      error: new ProvenantError(
-        'REQUEST_MALFORMED',
-        `expected a ProviderRequest {"apiVersion","kind","request":{"keys":[strings]}}, found: ${where}`,
-      ),
-    };
+    return new ProvenantError(
+      'REQUEST_MALFORMED',
+      `expected a ProviderRequest {"apiVersion","kind","request":{"keys":[strings]}}, found: ${where}`,
+    );
   }
   const known = FASTIFY_CODES[err.code];
-  if (known !== undefined)
-    return { status: known[0], error: new ProvenantError(known[1], `${known[2]}: ${err.message}`) };
+  if (known !== undefined) return new ProvenantError(known[0], `${known[1]}: ${err.message}`);
   if (err.statusCode !== undefined && err.statusCode < 500) {
-    return { status: err.statusCode, error: new ProvenantError('REQUEST_MALFORMED', err.message) };
+    return new ProvenantError('REQUEST_MALFORMED', err.message);
   }
-  return { status: 500, error: new ProvenantError('INTERNAL', `unexpected failure: ${err.message}`) };
+  return new ProvenantError('INTERNAL', `unexpected failure: ${err.message}`);
+}
+
+/**
+ * Node's parser failed below fastify (a request that stalled, headers too large, broken chunked
+ * framing): answer with a ProviderResponse written on the socket, then close it. Like node's own
+ * socketOnError, nothing is written when an answer has already started on this connection.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket, server: ServerConfig): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const error = clientError(err, server);
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+  if (socket.writable && inFlight?.headersSent !== true) {
+    const status = statusOf(error);
+    const body = JSON.stringify(providerResponse([], error.toItemError()));
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
+
+type ServerConfig = Runtime['config']['server'];
+
+function clientError(err: NodeJS.ErrnoException, server: ServerConfig): ProvenantError {
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return new ProvenantError(
+      'REQUEST_TIMEOUT',
+      `expected the request headers within ${server.headersTimeoutMs} ms (server.headersTimeoutMs) and the whole request within ${server.bodyTimeoutMs} ms (server.bodyTimeoutMs), found it incomplete; closing the connection`,
+    );
+  }
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    return new ProvenantError(
+      'REQUEST_HEADERS_TOO_LARGE',
+      `expected request headers of at most ${MAX_HEADER_BYTES} bytes, found more`,
+    );
+  }
+  if (err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') {
+    return new ProvenantError('REQUEST_TOO_LARGE', 'expected chunk extensions of at most 16 KiB, found more');
+  }
+  return new ProvenantError(
+    'REQUEST_MALFORMED',
+    `expected an HTTP/1.1 request, found one the parser refuses (${err.code ?? 'unknown'}: ${err.message})`,
+  );
 }

@@ -50,6 +50,12 @@ async function answer(
   render: Render,
   reply: FastifyReply,
 ): Promise<ProviderResponse> {
+  if (runtime.phase === 'closed') {
+    throw new ProvenantError(
+      'SERVER_SHUTTING_DOWN',
+      'expected a running verifier, found it shut down (the replica is stopping); retry',
+    );
+  }
   checkKind(body);
   const keys = [...new Set(body.request.keys)];
   const { maxKeys, requestDeadlineMs } = runtime.config.server;
@@ -60,7 +66,7 @@ async function answer(
     );
   }
   const verifier = runtime.verifier;
-  const outcomes = await withDeadline(Promise.all(keys.map((k) => verifier.verify(k))), requestDeadlineMs);
+  const outcomes = await withDeadline(verifier.verifyAll(keys), requestDeadlineMs);
   const systemError =
     outcomes === undefined ? deadlineError(keys.length, requestDeadlineMs) : firstTransient(outcomes);
   if (systemError !== undefined) {

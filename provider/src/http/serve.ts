@@ -1,7 +1,7 @@
 /** Listening over HTTPS, with the serving certificate reloaded from disk when it rotates. */
 import { unwatchFile, watchFile } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
-import type { TlsConfig } from '../config/index.ts';
+import type { Config } from '../config/index.ts';
 import type { Logger, Metrics } from '../observability/index.ts';
 import type { Runtime } from '../service/index.ts';
 import { toProvenantError } from '../types/errors.ts';
@@ -13,6 +13,11 @@ export const CERT_POLL_INTERVAL_MS = 1000;
 export interface RunningServer {
   readonly url: string;
   readonly tlsDescription: string;
+  /**
+   * Stops accepting connections, closes idle ones and answers the requests on open ones (each answer
+   * closes its connection); connections still open after server.bodyTimeoutMs + server.requestDeadlineMs
+   * (a client that never reads its answer) are dropped.
+   */
   close(): Promise<void>;
 }
 
@@ -20,22 +25,24 @@ export interface StartOptions {
   readonly runtime: Runtime;
   readonly metrics: Metrics;
   readonly logger: Logger;
-  readonly host: string;
-  readonly port: number;
-  readonly tls: TlsConfig | undefined;
+  readonly server: Config['server'];
+  /** --port, overriding server.port. */
+  readonly port?: number | undefined;
 }
 
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
-  const tls = servingTls(opts.tls);
+  const { host } = opts.server;
+  const tls = servingTls(opts.server);
   const app = await buildServer({
     runtime: opts.runtime,
     metrics: opts.metrics,
     logger: opts.logger,
     https: tls.options,
+    clientCertificateRequired: tls.clientCertificateRequired,
   });
-  await app.listen({ host: opts.host, port: opts.port });
+  await app.listen({ host, port: opts.port ?? opts.server.port });
   const address = app.server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : opts.port;
+  const port = typeof address === 'object' && address !== null ? address.port : opts.server.port;
   const server = app.server as HttpsServer;
   const reload = (): void => {
     try {
@@ -48,12 +55,18 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   };
   for (const file of tls.files)
     watchFile(file, { interval: CERT_POLL_INTERVAL_MS, persistent: false }, reload);
+  const closeGraceMs = opts.server.bodyTimeoutMs + opts.server.requestDeadlineMs;
   return {
-    url: `https://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`,
+    url: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
     tlsDescription: tls.description,
     close: async () => {
       for (const file of tls.files) unwatchFile(file, reload);
-      await app.close();
+      const force = setTimeout(() => server.closeAllConnections(), closeGraceMs);
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(force);
+      }
     },
   };
 }

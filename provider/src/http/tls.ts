@@ -6,10 +6,29 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { SecureContextOptions, TlsOptions } from 'node:tls';
+import { createSecureContext, type SecureContextOptions, type TlsOptions } from 'node:tls';
+import ipaddr from 'ipaddr.js';
 import selfsigned from 'selfsigned';
-import type { TlsConfig } from '../config/index.ts';
+import type { Config, TlsConfig } from '../config/index.ts';
 import { ProvenantError } from '../types/errors.ts';
+
+/**
+ * Forward-secret AEAD suites only (Mozilla's "intermediate" profile without DHE): the TLS 1.3 suites,
+ * and for TLS 1.2 ECDHE with AES-GCM or ChaCha20-Poly1305 (RFC 5289, RFC 7905). No static-RSA key
+ * exchange (no forward secrecy) and no CBC (Lucky13-style padding oracles, RFC 7457 §2.8). Go's
+ * crypto/tls (Gatekeeper, Kyverno) offers all of these by default.
+ */
+export const DEFAULT_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
 
 export interface ServingTls {
   readonly options: TlsOptions;
@@ -19,10 +38,39 @@ export interface ServingTls {
   readonly files: readonly string[];
   /** Re-reads the files; throws CONFIG_UNREADABLE when they are unreadable. */
   readonly reload: () => SecureContextOptions;
+  /** server.tls.clientCA is set: /v1/* answer only clients whose certificate it signed. */
+  readonly clientCertificateRequired: boolean;
 }
 
-export function servingTls(config: TlsConfig | undefined): ServingTls {
-  return config === undefined ? developmentTls() : fileTls(config);
+/** Throws CONFIG_TLS_REQUIRED for the development certificate beyond loopback, CONFIG_INVALID for bad ciphers. */
+export function servingTls(server: Config['server']): ServingTls {
+  if (server.tls !== undefined) return checkedCiphers(fileTls(server.tls), server.tls.ciphers);
+  if (!isLoopback(server.host) && !server.allowDevCertificate) {
+    throw new ProvenantError(
+      'CONFIG_TLS_REQUIRED',
+      `expected server.tls (cert and key files) to listen on ${server.host}, found none: the self-generated development certificate is only served on loopback (127.0.0.1, ::1, localhost) unless server.allowDevCertificate is true`,
+    );
+  }
+  return developmentTls();
+}
+
+function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  return ipaddr.isValid(host) && ipaddr.process(host).range() === 'loopback';
+}
+
+/** An unknown or empty cipher list is refused at start, naming the setting, not at the first handshake. */
+function checkedCiphers(tls: ServingTls, ciphers: string | undefined): ServingTls {
+  try {
+    createSecureContext({ ciphers: tls.options.ciphers });
+  } catch (err) {
+    throw new ProvenantError(
+      'CONFIG_INVALID',
+      `expected server.tls.ciphers to be an OpenSSL cipher list naming at least one cipher, found ${JSON.stringify(ciphers)}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  return tls;
 }
 
 function fileTls(config: TlsConfig): ServingTls {
@@ -32,17 +80,23 @@ function fileTls(config: TlsConfig): ServingTls {
     ...(config.clientCA === undefined ? {} : { ca: readTlsFile(config.clientCA, 'client CA') }),
   });
   const files = [config.cert, config.key, ...(config.clientCA === undefined ? [] : [config.clientCA])];
+  const clientCertificateRequired = config.clientCA !== undefined;
   return {
     options: {
       ...read(),
       minVersion: config.minVersion,
-      // mTLS: with a client CA, a client without a certificate it signed never reaches a route.
-      requestCert: config.clientCA !== undefined,
-      rejectUnauthorized: config.clientCA !== undefined,
+      ciphers: config.ciphers ?? DEFAULT_CIPHERS,
+      honorCipherOrder: true,
+      // mTLS: a client certificate is asked for but not required by the handshake, so kubelet probes and
+      // Prometheus (which present none) reach /healthz, /readyz and /metrics; the app refuses /v1/* to a
+      // client whose certificate the client CA did not sign (app.ts, one check for every route).
+      requestCert: clientCertificateRequired,
+      rejectUnauthorized: false,
     },
-    description: `certificate ${config.cert}${config.clientCA === undefined ? '' : `, client certificates required (CA ${config.clientCA})`}`,
+    description: `certificate ${config.cert}${clientCertificateRequired ? `, client certificates required for /v1/* (CA ${config.clientCA})` : ''}`,
     files,
     reload: read,
+    clientCertificateRequired,
   };
 }
 
@@ -84,9 +138,10 @@ function developmentTls(): ServingTls {
   writeFileSync(certPath, pems.cert);
   const options = { cert: pems.cert, key: pems.private };
   return {
-    options: { ...options, minVersion: 'TLSv1.2' },
+    options: { ...options, minVersion: 'TLSv1.2', ciphers: DEFAULT_CIPHERS, honorCipherOrder: true },
     description: `self-generated development certificate for localhost (trust it with --cacert ${certPath})`,
     files: [],
     reload: () => options,
+    clientCertificateRequired: false,
   };
 }

@@ -33,6 +33,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly cacheRejections = new Counter({
+    name: 'provenant_cache_entries_rejected_total',
+    help: 'Shared-cache (Redis) entries refused and treated as misses, by reason (mac, expired, malformed).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor(defaultMetrics = true) {
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'provenant_' });
   }

@@ -1,4 +1,4 @@
-export { compilePattern, PatternSyntaxError, type CompiledPattern } from './pattern.ts';
+export { compilePattern, unmatchableReason, PatternSyntaxError, type CompiledPattern } from './pattern.ts';
 export {
   compileRules,
   mostSpecificRule,

@@ -20,12 +20,17 @@ export function compileRules<R extends { readonly pattern: string }>(rules: read
   return rules.map((rule, index) => ({ index, rule, pattern: compilePattern(rule.pattern) }));
 }
 
-/** Whether a pattern covers the image. A pattern without a tag part matches any tag or digest. */
+/**
+ * Whether a pattern covers the image: it matches the whole normalised reference (`name:tag`,
+ * `name@digest`, `name:tag@digest`), or the repository name alone, so a pattern without a tag part
+ * matches any tag or digest. A glob that can span into the tag (`reg/team/app*debug`) is thereby
+ * matched against the tag too, instead of being read as "no tag part" from its text.
+ */
 export function patternMatches(pattern: CompiledPattern, ref: ImageReference): boolean {
-  if (!pattern.hasTagPart) return pattern.regex.test(ref.name);
-  if (pattern.regex.test(ref.normalized)) return true;
+  const { glob } = pattern;
+  if (glob.matches(ref.normalized) || glob.matches(ref.name)) return true;
   // `repo:v1` also covers `repo:v1@sha256:…`: the digest only pins what the tag names.
-  return ref.tag !== undefined && ref.digest !== undefined && pattern.regex.test(`${ref.name}:${ref.tag}`);
+  return ref.tag !== undefined && ref.digest !== undefined && glob.matches(`${ref.name}:${ref.tag}`);
 }
 
 export function mostSpecificRule<R>(

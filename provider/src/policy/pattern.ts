@@ -1,38 +1,40 @@
 /**
- * Image-policy glob patterns, with Connaisseur's glob grammar (gobwas/glob compiled with no separators):
- * `*` matches any run of characters including `/`, `:` and `@`; `?` one character; `[abc]`, `[a-z]`,
- * `[!a-z]` a class; `{a,b}` alternatives; `\x` a literal x.
+ * Image-policy patterns: globs (see glob/) over normalised image references.
  *
  * Unlike Connaisseur, patterns are anchored: they must match the whole normalised reference, so
- * `docker.io/library/app` does not also match `evil.io/docker.io/library/app:1`. Written by hand rather
- * than with a path-glob library, because those give `*` and `?` path semantics (stop at `/`, skip dot
- * files) that would silently change which images a rule covers.
+ * `docker.io/library/app` does not also match `evil.io/docker.io/library/app:1`. Matching itself is in
+ * match.ts; this module compiles patterns, refuses those whose rank would lie, and spots those that
+ * can never match.
  */
+import { compileGlob, GlobSyntaxError, type Glob } from '../glob/index.ts';
 
 export class PatternSyntaxError extends Error {}
 
 /** Docker Hub has two spellings; normalised references use `docker.io`. */
 const HUB_ALIASES = ['index.docker.io/', 'registry-1.docker.io/'];
+const DOCKER_HUB = 'docker.io/';
+const DOCKER_HUB_OFFICIAL = 'library/';
 
 export interface CompiledPattern {
   /** The pattern as configured. */
   readonly source: string;
   /** The pattern with Docker Hub aliases folded into `docker.io`, used for matching and scoring. */
   readonly normalized: string;
-  /** Whether the last path component names a tag or digest (`:` or `@`). */
-  readonly hasTagPart: boolean;
-  readonly regex: RegExp;
+  /** The glob of `normalized`; `glob.matches(text)` says whether it covers the whole text. */
+  readonly glob: Glob;
 }
 
 export function compilePattern(source: string): CompiledPattern {
   const normalized = normalizeRegistry(source);
-  const lastComponent = normalized.slice(normalized.lastIndexOf('/') + 1);
-  return {
-    source,
-    normalized,
-    hasTagPart: /[:@]/.test(lastComponent),
-    regex: new RegExp(`^${globToRegex(normalized)}$`, 's'),
-  };
+  let glob: Glob;
+  try {
+    glob = compileGlob(normalized);
+  } catch (err) {
+    if (err instanceof GlobSyntaxError) throw new PatternSyntaxError(err.message, { cause: err });
+    throw err;
+  }
+  refuseGroupedSlash(source, glob);
+  return { source, normalized, glob };
 }
 
 /**
@@ -41,57 +43,77 @@ export function compilePattern(source: string): CompiledPattern {
  */
 function normalizeRegistry(source: string): string {
   const alias = HUB_ALIASES.find((a) => source.startsWith(a));
-  if (alias !== undefined) return `docker.io/${source.slice(alias.length)}`;
+  if (alias !== undefined) return `${DOCKER_HUB}${source.slice(alias.length)}`;
   const slash = source.indexOf('/');
   const first = source.slice(0, slash);
   return slash > 0 && /[.:]/.test(first) ? `${first.toLowerCase()}${source.slice(slash)}` : source;
 }
 
-function globToRegex(glob: string): string {
-  let out = '';
-  let depth = 0; // open `{` groups
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i] as string;
-    if (c === '\\') {
-      if (i + 1 >= glob.length) throw new PatternSyntaxError('pattern ends with an unfinished escape "\\"');
-      out += escapeRegex(glob[++i] as string);
-    } else if (c === '*') {
-      out += '.*';
-    } else if (c === '?') {
-      out += '.';
-    } else if (c === '[') {
-      const end = classEnd(glob, i);
-      out += classToRegex(glob.slice(i + 1, end));
-      i = end;
-    } else if (c === '{') {
-      depth++;
-      out += '(?:';
-    } else if (c === '}' && depth > 0) {
-      depth--;
-      out += ')';
-    } else if (c === ',' && depth > 0) {
-      out += '|';
-    } else {
-      out += escapeRegex(c);
+/**
+ * Rules are ranked by the `/`-separated components of their text (match.ts). A `/` inside `{…}` or
+ * `[…]` is counted as a component although an alternative or class member without it matches no `/`
+ * (`{a/b/c,x}/*` would outrank `reg.io/team/*` for `x/app`): such a rule's rank would lie, so it is
+ * refused rather than ranked.
+ */
+function refuseGroupedSlash(source: string, glob: Glob): void {
+  let depth = 0;
+  for (const token of glob.tokens) {
+    if (token.kind === 'open') depth++;
+    else if (token.kind === 'close') depth--;
+    const inBraces = depth > 0 && token.kind === 'literal' && token.char === '/';
+    const inClass = token.kind === 'class' && token.members.includes('/');
+    if (inBraces || inClass) {
+      throw new PatternSyntaxError(
+        `pattern ${JSON.stringify(source)} has a "/" inside ${inBraces ? '"{…}"' : '"[…]"'}: rules are ranked by their "/"-separated components, which that "/" would inflate; write one rule per alternative instead`,
+      );
     }
   }
-  if (depth > 0) throw new PatternSyntaxError('pattern has an unclosed "{"');
-  return out;
 }
 
-function classEnd(glob: string, open: number): number {
-  const end = glob.indexOf(']', open + 2); // `[]` is not a class; the first `]` after one char closes it
-  if (end === -1) throw new PatternSyntaxError(`pattern has an unclosed "[" at position ${open}`);
-  return end;
+/**
+ * Why a pattern can never match a normalised reference, naming the form that would, or undefined
+ * when it may match. Only what the pattern's literal beginning proves is reported, so a pattern that
+ * is reported can indeed never match (it is usually a Connaisseur pattern that relied on substring
+ * matching). Normalised references always start with a registry (`nginx` is
+ * `docker.io/library/nginx:latest`), and Docker Hub names always have two or more path components.
+ */
+export function unmatchableReason(pattern: CompiledPattern): string | undefined {
+  const { normalized, glob } = pattern;
+  const firstGlob = glob.tokens.findIndex((t) => t.kind !== 'literal');
+  const literal = firstGlob === -1;
+  const prefix = (literal ? glob.tokens : glob.tokens.slice(0, firstGlob))
+    .map((t) => (t.kind === 'literal' ? t.char : ''))
+    .join('');
+  const slash = prefix.indexOf('/');
+  if (slash === -1) {
+    if (!literal) return undefined;
+    // A bare registry (`reg.io`, `localhost:5000`) most likely meant everything in it.
+    const host = prefix.split(':', 1)[0] as string;
+    const form =
+      host.includes('.') || host === 'localhost'
+        ? `${normalized}/*`
+        : `${DOCKER_HUB}${DOCKER_HUB_OFFICIAL}${normalized}`;
+    return `${JSON.stringify(pattern.source)} can never match: every normalised image has a registry and a path (nginx:1 is docker.io/library/nginx:1); ${JSON.stringify(form)} would match`;
+  }
+  if (!/[.:]/.test(prefix.slice(0, slash))) {
+    const onHub = `${DOCKER_HUB}${officialName(`${DOCKER_HUB}${prefix}`, literal) ? DOCKER_HUB_OFFICIAL : ''}${normalized}`;
+    return `${JSON.stringify(pattern.source)} can never match: every normalised image starts with its registry, and an image named without one is on Docker Hub (team/app:1 is docker.io/team/app:1); ${JSON.stringify(onHub)} would match`;
+  }
+  if (officialName(prefix, literal)) {
+    const official = `${DOCKER_HUB}${DOCKER_HUB_OFFICIAL}${normalized.slice(normalized.indexOf('/') + 1)}`;
+    return `${JSON.stringify(pattern.source)} can never match: a Docker Hub image with one path component is normalised under library/ (docker.io/app:1 is docker.io/library/app:1); ${JSON.stringify(official)} would match`;
+  }
+  return undefined;
 }
 
-function classToRegex(body: string): string {
-  const negated = body.startsWith('!');
-  const chars = (negated ? body.slice(1) : body).replace(/[\\\]^]/g, (m) => `\\${m}`);
-  if (chars === '') throw new PatternSyntaxError('pattern has an empty character class "[!]"');
-  return `[${negated ? '^' : ''}${chars}]`;
-}
-
-function escapeRegex(c: string): string {
-  return c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+/**
+ * Whether a pattern's literal beginning names a Docker Hub repository of one path component
+ * (`docker.io/app:*`, `docker.io/app`): the repository ends at a `:` or `@`, or at the end of a
+ * pattern that is all literal, before any further `/`.
+ */
+function officialName(prefix: string, literal: boolean): boolean {
+  if (!prefix.startsWith(DOCKER_HUB)) return false;
+  const rest = prefix.slice(DOCKER_HUB.length);
+  const repository = rest.split(/[:@]/, 1)[0] as string;
+  return repository !== '' && !repository.includes('/') && (literal || repository.length < rest.length);
 }

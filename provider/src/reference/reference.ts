@@ -8,7 +8,7 @@
  * '.' or ':'. Docker Hub is spelled `docker.io` in every normalised reference so that policy patterns
  * have one spelling to match.
  */
-import { isIPv6 } from 'node:net';
+import ipaddr from 'ipaddr.js';
 
 import { ProvenantError } from '../types/errors.ts';
 
@@ -44,6 +44,9 @@ const MAX_INPUT_CHARS = 1024;
 // distribution/reference NameTotalLengthMax, applied to the name as written.
 const MAX_NAME_CHARS = 255;
 const MAX_PORT = 65535;
+// HTTPS and HTTP reach these ports when none is written: `reg:443` and `reg` are one server under two
+// names, so a rule written for one spelling would not see the other.
+const DEFAULT_PORTS: ReadonlySet<string> = new Set(['443', '80']);
 
 // distribution/reference: tag, path-component and domain-name grammar.
 const TAG_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
@@ -54,6 +57,10 @@ const HOSTNAME_PATTERN =
 // `[ipv6]` or `host`, then an optional `:port`. Whether the pieces are valid is checked separately.
 const REGISTRY_PARTS_PATTERN = /^(?:(\[[^\]]*\])|([^:]*))(?::(.*))?$/;
 const DIGITS_PATTERN = /^[0-9]+$/;
+const CANONICAL_PORT_PATTERN = /^[1-9][0-9]*$/;
+// WHATWG URL host parser, "ends in a number": such a host is read as an IPv4 address in any of the
+// forms inet_aton accepts (`2130706433`, `127.1`, `0x7f.0.0.1`, `0177.0.0.1`).
+const NUMERIC_LABEL_PATTERN = /^(?:[0-9]+|0[xX][0-9a-fA-F]*)$/;
 const URL_SCHEME_PATTERN = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
 // Unicode whitespace plus the C0 and C1 control characters (\p{Cc}): none can appear in a reference, and
 // they would corrupt the logs the message ends up in.
@@ -212,31 +219,72 @@ function splitRegistry(input: string, name: string): { registry: string; reposit
   return { registry: DOCKER_HUB, repository: checkRepository(input, DOCKER_HUB, name) };
 }
 
+/**
+ * One spelling per address: case is folded, and any other spelling that reaches the same server
+ * (`2130706433`, `127.1`, `0x7f.0.0.1`, `[0:0::1]`, `[::ffff:7f00:1]`, `:05000`, `:443`) is refused,
+ * so a rule written for the canonical form cannot be bypassed by another one.
+ */
 function normalizeRegistry(input: string, registry: string): string {
   const [, ipv6, hostname, port] = REGISTRY_PARTS_PATTERN.exec(registry) ?? [];
-  const validHost = ipv6 === undefined ? HOSTNAME_PATTERN.test(hostname ?? '') : isBracketedIPv6(ipv6);
-  if (!validHost) {
-    const found = ipv6 ?? hostname ?? registry;
-    throw invalid(
-      input,
-      `expected a registry host that is a hostname, an IPv4 address or a bracketed IPv6 address, found ${quote(found)}`,
-    );
-  }
-  if (port !== undefined && !isPort(port)) {
-    throw invalid(input, `expected a registry port from 1 to ${MAX_PORT}, found ${quote(port)}`);
+  const hostProblem =
+    ipv6 === undefined ? hostnameProblem(hostname ?? '') : bracketedIPv6Problem(ipv6.toLowerCase());
+  if (hostProblem !== undefined) throw invalid(input, hostProblem);
+  if (port !== undefined) {
+    const problem = portProblem(port);
+    if (problem !== undefined) throw invalid(input, problem);
   }
   const lowered = registry.toLowerCase();
   return DOCKER_HUB_ALIASES.has(lowered) ? DOCKER_HUB : lowered;
 }
 
-// Zone identifiers (`%eth0`) are rejected: distribution's grammar allows only hex digits and ':'.
-function isBracketedIPv6(bracketed: string): boolean {
-  const address = bracketed.slice(1, -1);
-  return /^[0-9A-Fa-f:]+$/.test(address) && isIPv6(address);
+const HOST_EXPECTED = 'a registry host that is a hostname, an IPv4 address or a bracketed IPv6 address';
+
+function hostnameProblem(hostname: string): string | undefined {
+  // A trailing dot (`reg.example.com.`) names the same host as without it: the grammar refuses it.
+  if (!HOSTNAME_PATTERN.test(hostname)) return `expected ${HOST_EXPECTED}, found ${quote(hostname)}`;
+  const labels = hostname.split('.');
+  if (!NUMERIC_LABEL_PATTERN.test(labels[labels.length - 1] ?? '')) return undefined;
+  // Resolvers read this as an IPv4 address: only its dotted-decimal form is accepted.
+  let canonical: string | undefined;
+  try {
+    canonical = new URL(`http://${hostname}/`).hostname;
+  } catch {
+    canonical = undefined;
+  }
+  if (canonical === hostname) return undefined;
+  return canonical === undefined
+    ? `expected ${HOST_EXPECTED}, found ${quote(hostname)} (neither a hostname nor an IPv4 address)`
+    : `expected an IPv4 address in dotted-decimal form, found ${quote(hostname)} (write ${canonical})`;
 }
 
-function isPort(port: string): boolean {
-  return DIGITS_PATTERN.test(port) && Number(port) >= 1 && Number(port) <= MAX_PORT;
+// Zone identifiers (`%eth0`) are refused: distribution's grammar allows only hex digits and ':'.
+function bracketedIPv6Problem(bracketed: string): string | undefined {
+  const address = bracketed.slice(1, -1);
+  if (!/^[0-9a-f:]+$/.test(address) || !ipaddr.IPv6.isValid(address)) {
+    return `expected ${HOST_EXPECTED}, found ${quote(bracketed)}`;
+  }
+  const parsed = ipaddr.IPv6.parse(address);
+  if (parsed.isIPv4MappedAddress()) {
+    return `expected an IPv4 address written as one, found ${quote(bracketed)} (write ${parsed.toIPv4Address().toString()})`;
+  }
+  // RFC 5952 §4: one text form per IPv6 address.
+  const canonical = parsed.toRFC5952String();
+  return canonical === address
+    ? undefined
+    : `expected an IPv6 address in RFC 5952 form, found ${quote(bracketed)} (write [${canonical}])`;
+}
+
+function portProblem(port: string): string | undefined {
+  if (!DIGITS_PATTERN.test(port) || Number(port) < 1 || Number(port) > MAX_PORT) {
+    return `expected a registry port from 1 to ${MAX_PORT}, found ${quote(port)}`;
+  }
+  if (!CANONICAL_PORT_PATTERN.test(port)) {
+    return `expected a registry port without leading zeros, found ${quote(port)}`;
+  }
+  if (DEFAULT_PORTS.has(port)) {
+    return `expected no default port (443 or 80) in the registry, found ${quote(port)} (leave it out)`;
+  }
+  return undefined;
 }
 
 /** Validates the path and returns it, with `library/` added for a single-component Docker Hub repo. */

@@ -1,19 +1,22 @@
 /**
  * The OCI distribution client validators stand on (distribution-spec v1.1). Validators never do HTTP:
  * they ask this client for digests, manifests, blobs and referrers. Every byte it hands out has been
- * size-limited before it was read and hashed against the digest it was asked for.
+ * size-limited before it was read and hashed against the digest it was asked for; every connection
+ * passed the egress policy (egress.ts). Authentication lives in auth.ts, redirects in redirects.ts.
  */
-import type { Agent } from 'undici';
 import type { RegistryConfig } from '../config/index.ts';
 import { registryApiHost, type ImageReference } from '../reference/index.ts';
 import { ProvenantError } from '../types/errors.ts';
+import { credentialsMayGo, parseToken, requestToken, TokenCache, tokenRealm } from './auth.ts';
 import { parseChallenge, type Challenge } from './challenge.ts';
 import { basicHeader, CredentialStore, type CredentialSource } from './credentials/index.ts';
 import { digestOf } from './digest.ts';
+import { EgressPolicy, type EgressOptions } from './egress.ts';
 import { RegistryHosts } from './hosts.ts';
 import { DIGEST_PATTERN, parseManifest, type Descriptor, type Manifest } from './manifest.ts';
 import { MANIFEST_ACCEPT, OCI_INDEX } from './media-types.ts';
-import { Transport, type HttpRequest, type HttpResponse } from './transport.ts';
+import { followRedirects, type RedirectContext } from './redirects.ts';
+import { Transport, type HttpRequest, type HttpResponse, type TlsTrust } from './transport.ts';
 
 export interface RegistryClientOptions {
   readonly registries: readonly RegistryConfig[];
@@ -22,16 +25,14 @@ export interface RegistryClientOptions {
   readonly maxManifestBytes: number;
   /** Limit for blobs (signatures, bundles, attestations); defaults to maxManifestBytes. */
   readonly maxBlobBytes?: number;
-}
-
-const TOKEN_MAX_BYTES = 64 * 1024;
-const TOKEN_DEFAULT_LIFETIME_S = 60;
-const MAX_REDIRECTS = 5;
-const SHA256 = /^sha256:[a-f0-9]{64}$/;
-
-interface CachedToken {
-  readonly header: string;
-  readonly expiresAtMs: number;
+  /** The policy's patterns: their registry parts list hosts images may name (egress.ts). */
+  readonly policyPatterns?: readonly string[] | undefined;
+  /** `network.egress`: whether images may name registries nothing in the config lists. */
+  readonly egress?: { readonly allowUnlistedRegistries?: boolean | undefined } | undefined;
+  readonly maxConcurrentRequests?: number | undefined;
+  readonly maxConcurrentRequestsPerRegistry?: number | undefined;
+  /** DNS resolution for the egress checks (tests inject answers). */
+  readonly lookup?: EgressOptions['lookup'];
 }
 
 /** Where requests for an image go: its own registry, or the mirror configured for it. */
@@ -52,28 +53,41 @@ export interface ReferrersOptions {
 export class RegistryClient {
   private readonly transport: Transport;
   private readonly hosts: RegistryHosts;
+  private readonly egress: EgressPolicy;
   private readonly credentials = new CredentialStore();
   /** Bearer tokens per (registry, scope), reused until they expire. */
-  private readonly tokens = new Map<string, CachedToken>();
+  private readonly tokens = new TokenCache();
+  /** What redirect hops need: the transport, the egress policy, a target's registries: settings. */
+  private readonly redirects: RedirectContext;
 
   constructor(private readonly options: RegistryClientOptions) {
-    this.transport = new Transport(options);
+    this.egress = new EgressPolicy({
+      registries: options.registries,
+      policyPatterns: options.policyPatterns,
+      allowUnlistedRegistries: options.egress?.allowUnlistedRegistries,
+      lookup: options.lookup,
+    });
+    this.transport = new Transport({ ...options, egress: this.egress });
     this.hosts = new RegistryHosts(options.registries);
+    this.redirects = {
+      transport: this.transport,
+      egress: this.egress,
+      registry: '',
+      hostSettings: (host) => {
+        const config = this.hosts.lookup(host);
+        return { insecure: config?.insecure === true, ca: trustOf(config) };
+      },
+    };
   }
 
-  /** The digest a tag points at (HEAD, with a GET fallback); a digest reference is returned as is. */
+  /**
+   * The digest a tag points at; a digest reference is returned as is. The manifest is fetched and
+   * hashed: a registry's Docker-Content-Digest header alone is a claim, not the bytes the kubelet will
+   * pull, so pinning to it would let a registry (or a proxy) pin an image to any digest it likes.
+   */
   async resolveDigest(ref: ImageReference, signal: AbortSignal): Promise<string> {
     if (ref.digest !== undefined) return ref.digest;
-    const tag = ref.tag ?? 'latest';
-    const head = await this.request(ref, 'HEAD', (repo) => `/v2/${repo}/manifests/${tag}`, signal, {
-      accept: MANIFEST_ACCEPT,
-      maxBytes: this.options.maxManifestBytes,
-    });
-    const advertised = head.headers['docker-content-digest'];
-    if (head.status === 200 && advertised !== undefined && SHA256.test(advertised)) return advertised;
-    // Some registries omit Docker-Content-Digest or refuse HEAD: fetch and hash the manifest ourselves.
-    if (head.status !== 200 && head.status !== 405) expectOk(head, ref, 'manifest');
-    return (await this.fetchManifest(ref, tag, signal)).digest;
+    return (await this.fetchManifest(ref, ref.tag ?? 'latest', signal)).digest;
   }
 
   /** A manifest by tag or digest; its digest is computed from the bytes, and checked when asked by digest. */
@@ -101,6 +115,7 @@ export class RegistryClient {
       ref,
       'manifest',
     );
+    await checkAdvertisedDigest(res, ref);
     return parseManifest(res.body, digest, res.headers['content-type'], ref.original, signal);
   }
 
@@ -154,6 +169,7 @@ export class RegistryClient {
       index = await this.findManifest(ref, digest.replace(':', '-'), signal);
     } else {
       expectOk(res, ref, 'referrers index');
+      await checkAdvertisedDigest(res, ref);
       index = await parseManifest(
         res.body,
         await digestOf(res.body, 'sha256'),
@@ -193,7 +209,7 @@ export class RegistryClient {
     };
   }
 
-  /** One registry request: auth (cached token, basic, or a challenge answered), then redirects. */
+  /** One registry request: egress-checked, authenticated (cached token, basic, or a challenge answered), redirects followed. */
   private async request(
     ref: ImageReference,
     method: 'GET' | 'HEAD',
@@ -203,7 +219,6 @@ export class RegistryClient {
   ): Promise<HttpResponse> {
     const route = this.route(ref);
     const { config } = route;
-    const agent = this.transport.agentFor(route.apiHost, config?.ca);
     const url = new URL(
       path(route.repository),
       `${config?.insecure === true ? 'http' : 'https'}://${route.apiHost}`,
@@ -216,6 +231,8 @@ export class RegistryClient {
       signal,
       image: ref.original,
       maxBytes: opts.maxBytes,
+      purpose: 'registry',
+      ca: trustOf(config),
       headers: {
         ...(opts.accept === undefined ? {} : { accept: opts.accept }),
         ...(authorization === undefined ? {} : { authorization }),
@@ -223,11 +240,10 @@ export class RegistryClient {
     });
     // Tokens are keyed by the URL's host, which drops a default :443 the reference may spell out.
     const tokenKey = `${url.host} ${scope}`;
-    const cached = this.cachedToken(tokenKey);
-    let res = await this.transport.send(
-      agent,
-      request(cached ?? (await this.basicAuthorization(route, source, url, ref, signal))),
+    let sent = request(
+      this.tokens.get(tokenKey) ?? (await this.basicAuthorization(route, source, url, ref, signal)),
     );
+    let res = await this.transport.send(sent);
     for (let attempt = 0; res.status === 401 && attempt < 2; attempt++) {
       if (attempt === 1) {
         // Refused with credentials we had cached: they may have rotated (a Secret, a helper's token).
@@ -235,68 +251,14 @@ export class RegistryClient {
         source.invalidate();
         this.tokens.delete(tokenKey);
       }
-      const authorization = await this.authorize(ref, route, source, agent, url, res, scope, signal);
-      res = await this.transport.send(agent, request(authorization));
+      sent = request(await this.authorize(ref, route, source, url, res, scope, signal));
+      res = await this.transport.send(sent);
     }
-    const final = await this.followRedirects(ref, route, request(undefined), res, url);
+    const final = await followRedirects({ ...this.redirects, registry: route.registry }, sent, res);
     // Every registry request needs pull access: a refusal is the same error whatever was asked for.
     if (final.status === 401 || final.status === 403)
       throw unauthorized(ref, route, 'the registry refused the credentials', String(final.status));
     return final;
-  }
-
-  /**
-   * Registries send blob downloads to storage (S3, a CDN) with 307s. Credentials go only to the origin
-   * that asked for them; more than MAX_REDIRECTS hops (or a loop) is refused.
-   */
-  private async followRedirects(
-    ref: ImageReference,
-    route: Route,
-    base: HttpRequest,
-    first: HttpResponse,
-    origin: URL,
-  ): Promise<HttpResponse> {
-    let res = first;
-    let url = origin;
-    const seen = new Set<string>([url.href]);
-    for (let hops = 0; [301, 302, 303, 307, 308].includes(res.status); hops++) {
-      const location = res.headers['location'];
-      let next: URL;
-      try {
-        next = new URL(location ?? '', url);
-      } catch {
-        throw new ProvenantError(
-          'REGISTRY_BAD_RESPONSE',
-          `registry ${route.registry} redirected a request for ${ref.original} to an unusable location: expected a URL, found ${JSON.stringify(location ?? null)}`,
-          { image: ref.original },
-        );
-      }
-      if (hops >= MAX_REDIRECTS || seen.has(next.href)) {
-        throw new ProvenantError(
-          'REGISTRY_TOO_MANY_REDIRECTS',
-          `registry ${route.registry} redirected a request for ${ref.original} ${seen.has(next.href) ? 'in a loop' : 'too often'}: expected at most ${MAX_REDIRECTS} redirects, found ${hops + 1} (last to ${next.host}${next.pathname})`,
-          { image: ref.original },
-        );
-      }
-      seen.add(next.href);
-      const target = this.hosts.lookup(next.host);
-      const sameOrigin = next.origin === origin.origin;
-      // Plain HTTP only to an origin that is itself marked insecure: never a downgrade by redirect.
-      const plainAllowed = (sameOrigin ? route.config : target)?.insecure === true;
-      if (next.protocol !== 'https:' && !(next.protocol === 'http:' && plainAllowed)) {
-        throw new ProvenantError(
-          'REGISTRY_BAD_RESPONSE',
-          `registry ${route.registry} redirected a request for ${ref.original} to plain HTTP: expected https, found ${next.protocol}//${next.host}`,
-          { image: ref.original },
-        );
-      }
-      const agent = this.transport.agentFor(next.host, (sameOrigin ? route.config : target)?.ca);
-      const headers = { ...base.headers };
-      if (!sameOrigin) delete headers['authorization'];
-      res = await this.transport.send(agent, { ...base, url: next, headers });
-      url = next;
-    }
-    return res;
   }
 
   /** Answers a 401 challenge: basic credentials, or a bearer token from the challenge's realm. */
@@ -304,7 +266,6 @@ export class RegistryClient {
     ref: ImageReference,
     route: Route,
     source: CredentialSource | undefined,
-    agent: Agent,
     url: URL,
     res: HttpResponse,
     scope: string,
@@ -312,7 +273,7 @@ export class RegistryClient {
   ): Promise<string> {
     const challenge = parseChallenge(res.headers['www-authenticate']);
     if (challenge?.scheme === 'bearer')
-      return this.fetchToken(ref, route, source, agent, url, challenge, scope, signal);
+      return this.fetchToken(ref, route, source, url, challenge, scope, signal);
     const basic = await this.basicAuthorization(route, source, url, ref, signal);
     if (challenge?.scheme === 'basic' && basic !== undefined) return basic;
     throw unauthorized(
@@ -336,44 +297,96 @@ export class RegistryClient {
     return creds === undefined ? undefined : basicHeader(creds);
   }
 
-  private cachedToken(key: string): string | undefined {
-    const token = this.tokens.get(key);
-    return token !== undefined && token.expiresAtMs > Date.now() ? token.header : undefined;
-  }
-
   // Token flow of the distribution spec ("Token Authentication Specification"): GET realm?service&scope.
   private async fetchToken(
     ref: ImageReference,
     route: Route,
     source: CredentialSource | undefined,
-    agent: Agent,
     url: URL,
     challenge: Challenge,
     scope: string,
     signal: AbortSignal,
   ): Promise<string> {
-    const realm = parseRealm(challenge, ref, route);
-    if (challenge.params['service'] !== undefined)
-      realm.searchParams.set('service', challenge.params['service']);
-    realm.searchParams.set('scope', challenge.params['scope'] ?? scope);
-    const basic = await this.basicAuthorization(route, source, realm, ref, signal);
-    const tokenAgent =
-      realm.host === url.host ? agent : this.transport.agentFor(realm.host, route.config?.ca);
-    const res = await this.transport.send(tokenAgent, {
-      method: 'GET',
-      url: realm,
-      signal,
+    const realm = tokenRealm(challenge, scope);
+    if (
+      realm === undefined ||
+      !(realm.protocol === 'https:' || (realm.protocol === 'http:' && route.config?.insecure === true))
+    ) {
+      throw new ProvenantError(
+        'REGISTRY_BAD_RESPONSE',
+        `registry ${route.registry} asked for a token for ${ref.original} from an unusable realm: expected an https URL, found ${JSON.stringify(challenge.params['realm'] ?? null)}`,
+        { image: ref.original },
+      );
+    }
+    // The registry's credentials go to its own origin, never to any realm it names; another realm gets
+    // only the credentials of its own registries: entry.
+    const realmConfig = this.hosts.lookup(realm.host);
+    const basic = credentialsMayGo(url, realm)
+      ? await this.basicAuthorization(route, source, realm, ref, signal)
+      : await this.basicAuthorization(
+          { ...route, registry: realm.host, config: realmConfig },
+          this.credentials.sourceFor(realmConfig),
+          realm,
+          ref,
+          signal,
+        );
+    const res = await requestToken(this.transport, {
+      realm,
+      authorization: basic,
       image: ref.original,
-      maxBytes: TOKEN_MAX_BYTES,
-      headers: basic === undefined ? {} : { authorization: basic },
+      signal,
+      ca: realm.origin === url.origin ? trustOf(route.config) : trustOf(realmConfig),
     });
     if (res.status === 401 || res.status === 403)
       throw unauthorized(ref, route, `the token server ${realm.host} refused the credentials`);
-    expectOk(res, ref, 'token');
-    const token = parseToken(res.body, ref, route);
-    this.tokens.set(`${url.host} ${scope}`, token);
+    if (res.status !== 200) throw tokenFailure(res, ref, route, realm);
+    const token = parseToken(res.body);
+    if (token === undefined) {
+      throw new ProvenantError(
+        'REGISTRY_BAD_RESPONSE',
+        `the token server for ${route.registry} answered without a token for ${ref.original}: expected JSON with "token", found ${res.body.length} bytes without it`,
+        { image: ref.original },
+      );
+    }
+    this.tokens.set(`${url.host} ${scope}`, token.header, token.lifetimeS);
     return token.header;
   }
+}
+
+function trustOf(config: RegistryConfig | undefined): TlsTrust | undefined {
+  return config?.ca === undefined ? undefined : { file: config.ca };
+}
+
+/**
+ * A token server that answers neither a token nor a refusal (a 404 realm, a 5xx) says nothing about the
+ * image: it is reported as an authentication failure, never as an unknown manifest, and as transient so
+ * no verdict is cached from it.
+ */
+function tokenFailure(res: HttpResponse, ref: ImageReference, route: Route, realm: URL): ProvenantError {
+  if (res.status === 429)
+    return new ProvenantError(
+      'REGISTRY_RATE_LIMITED',
+      `the token server ${realm.host} for ${route.registry} answered 429 for ${ref.original}: rate limited, retries exhausted`,
+      { image: ref.original },
+    );
+  return new ProvenantError(
+    'REGISTRY_TOKEN_FAILED',
+    `the token server ${realm.host} for ${route.registry} answered ${res.status} for ${ref.original}: expected 200 with a token, or 401/403`,
+    { image: ref.original },
+  );
+}
+
+/** A Docker-Content-Digest header, when sent, must name the bytes that came with it: otherwise something in the path rewrote them. */
+async function checkAdvertisedDigest(res: HttpResponse, ref: ImageReference): Promise<void> {
+  const advertised = res.headers['docker-content-digest'];
+  if (advertised === undefined) return;
+  const actual = await digestOf(res.body, advertised.startsWith('sha512:') ? 'sha512' : 'sha256');
+  if (advertised === actual) return;
+  throw new ProvenantError(
+    'REGISTRY_DIGEST_MISMATCH',
+    `registry ${ref.registry} served a manifest for ${ref.original} whose Docker-Content-Digest does not match its bytes: expected ${actual}, found ${JSON.stringify(advertised)}`,
+    { image: ref.original },
+  );
 }
 
 /** Hashes `body` with the expected digest's algorithm (sha256 when none is expected) and compares. */
@@ -395,51 +408,6 @@ async function verifyDigest(
   return found;
 }
 
-function parseRealm(challenge: Challenge, ref: ImageReference, route: Route): URL {
-  const realm = challenge.params['realm'];
-  let url: URL | undefined;
-  try {
-    url = realm === undefined ? undefined : new URL(realm);
-  } catch {
-    url = undefined;
-  }
-  if (
-    url === undefined ||
-    (url.protocol !== 'https:' && !(url.protocol === 'http:' && route.config?.insecure === true))
-  ) {
-    throw new ProvenantError(
-      'REGISTRY_BAD_RESPONSE',
-      `registry ${route.registry} asked for a token for ${ref.original} from an unusable realm: expected an https URL, found ${JSON.stringify(realm ?? null)}`,
-      { image: ref.original },
-    );
-  }
-  return url;
-}
-
-function parseToken(body: Buffer, ref: ImageReference, route: Route): CachedToken {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString('utf8'));
-  } catch {
-    parsed = undefined;
-  }
-  const obj = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as Record<string, unknown>;
-  const token = typeof obj['token'] === 'string' ? obj['token'] : obj['access_token'];
-  if (typeof token !== 'string' || token === '') {
-    throw new ProvenantError(
-      'REGISTRY_BAD_RESPONSE',
-      `the token server for ${route.registry} answered without a token for ${ref.original}: expected JSON with "token", found ${body.length} bytes without it`,
-      { image: ref.original },
-    );
-  }
-  const lifetimeS =
-    typeof obj['expires_in'] === 'number' && obj['expires_in'] > 0
-      ? obj['expires_in']
-      : TOKEN_DEFAULT_LIFETIME_S;
-  // Renew a little early so a token never expires between being read and being used.
-  return { header: `Bearer ${token}`, expiresAtMs: Date.now() + Math.max(0, lifetimeS - 5) * 1000 };
-}
-
 function unauthorized(ref: ImageReference, route: Route, why: string, found = '401/403'): ProvenantError {
   const via = route.registry === ref.registry ? '' : ` (mirror of ${ref.registry})`;
   return new ProvenantError(
@@ -449,7 +417,7 @@ function unauthorized(ref: ImageReference, route: Route, why: string, found = '4
   );
 }
 
-type Expected = 'manifest' | 'blob' | 'token' | 'referrers index';
+type Expected = 'manifest' | 'blob' | 'referrers index';
 
 /**
  * Maps a non-200 registry answer to the right coded error; transient ones become system errors.

@@ -1,16 +1,28 @@
 /**
- * HTTP to registries: one undici Agent (connection pool) per configured registry, a timeout on every
- * request, bounded bodies, and retries with backoff on 429/5xx that honour `Retry-After` but never run
- * past the caller's deadline (the policy engine's admission budget).
+ * HTTP to registries (and Notary servers): every request passes the egress policy first and connects
+ * through its checked DNS answers; one undici Agent (connection pool) per origin, pruned when idle; a
+ * bound on simultaneous requests per host and overall; a timeout on every request, bounded bodies, and
+ * retries with backoff on 429/5xx that honour `Retry-After` but never run past the caller's deadline
+ * (the policy engine's admission budget).
  */
 import { readFileSync } from 'node:fs';
+import { LRUCache } from 'lru-cache';
 import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
 import { ProvenantError } from '../types/errors.ts';
+import { EgressDeniedError, type EgressPolicy, type EgressPurpose } from './egress.ts';
+import { RequestSlots } from './slots.ts';
 
 export interface TransportOptions {
   readonly requestTimeoutMs: number;
   readonly maxRetries: number;
+  /** Which hosts and addresses may be contacted: every request is checked against it. */
+  readonly egress: EgressPolicy;
+  readonly maxConcurrentRequests?: number | undefined;
+  readonly maxConcurrentRequestsPerRegistry?: number | undefined;
 }
+
+/** TLS trust for a server with a private CA: a PEM file (`registries[].ca`) or PEM text (a validator's `cert`). */
+export type TlsTrust = { readonly file: string } | { readonly pem: string };
 
 export interface HttpResponse {
   readonly status: number;
@@ -27,31 +39,56 @@ export interface HttpRequest {
   readonly signal: AbortSignal;
   /** For error messages: which image asked. */
   readonly image: string;
+  /** Why this connection is made (egress: only registries an image may name get `registry`). */
+  readonly purpose: EgressPurpose;
+  readonly ca?: TlsTrust | undefined;
 }
 
 const RETRY_BASE_DELAY_MS = 100;
 const MAX_RETRY_AFTER_MS = 10_000;
+const KEEP_ALIVE_MS = 30_000;
+export const DEFAULT_MAX_CONCURRENT_REQUESTS = 64;
+export const DEFAULT_MAX_CONCURRENT_REQUESTS_PER_REGISTRY = 16;
+// Agents are per origin, and origins come from images, redirects and realms: keep a bounded set and
+// drop the ones that have been idle longer than a kept-alive connection would live anyway.
+const MAX_AGENTS = 256;
+const AGENT_IDLE_MS = 5 * 60_000;
 
 export class Transport {
-  private readonly agents = new Map<string, Agent>();
+  private readonly agents = new LRUCache<string, Agent>({
+    max: MAX_AGENTS,
+    ttl: AGENT_IDLE_MS,
+    updateAgeOnGet: true,
+    // A dropped agent finishes its in-flight requests before closing (undici Agent.close).
+    dispose: (agent) => void agent.close(),
+  });
+  private readonly slots: RequestSlots;
 
-  constructor(private readonly options: TransportOptions) {}
-
-  /** One pool per registry host, with the registry's private CA when it has one. */
-  agentFor(host: string, caFile: string | undefined): Agent {
-    let agent = this.agents.get(host);
-    if (agent === undefined) {
-      const ca = caFile === undefined ? undefined : readFileSync(caFile, 'utf8');
-      agent = new Agent({
-        connect: { timeout: this.options.requestTimeoutMs, ...(ca === undefined ? {} : { ca }) },
-        keepAliveTimeout: 30_000,
-      });
-      this.agents.set(host, agent);
-    }
-    return agent;
+  constructor(private readonly options: TransportOptions) {
+    this.slots = new RequestSlots({
+      maxConcurrentRequests: options.maxConcurrentRequests ?? DEFAULT_MAX_CONCURRENT_REQUESTS,
+      maxConcurrentRequestsPerRegistry:
+        options.maxConcurrentRequestsPerRegistry ?? DEFAULT_MAX_CONCURRENT_REQUESTS_PER_REGISTRY,
+    });
   }
 
-  async send(agent: Agent, req: HttpRequest): Promise<HttpResponse> {
+  /** Requests in flight and waiting for a slot. */
+  get load(): { readonly active: number; readonly waiting: number } {
+    return this.slots.counts;
+  }
+
+  /** Agents held (pruned by count and idleness). */
+  get agentCount(): number {
+    return this.agents.size;
+  }
+
+  async send(req: HttpRequest): Promise<HttpResponse> {
+    let agent: Agent;
+    try {
+      agent = this.agentFor(req);
+    } catch (err) {
+      throw networkError(err, req);
+    }
     for (let attempt = 0; ; attempt++) {
       const res = await this.once(agent, req);
       const retryable = res.status === 429 || res.status >= 500;
@@ -61,29 +98,62 @@ export class Transport {
     }
   }
 
+  /** The pool for the request's origin, after the egress policy admitted the host; its sockets connect only to checked addresses. */
+  private agentFor(req: HttpRequest): Agent {
+    const reach = this.options.egress.admit(req.url.host, req.purpose);
+    const key = `${req.url.origin} ${reach}`;
+    let agent = this.agents.get(key);
+    if (agent === undefined) {
+      const ca =
+        req.ca === undefined ? undefined : 'pem' in req.ca ? req.ca.pem : readFileSync(req.ca.file, 'utf8');
+      agent = new Agent({
+        connect: {
+          timeout: this.options.requestTimeoutMs,
+          lookup: this.options.egress.lookupFor(req.url.host, reach),
+          ...(ca === undefined ? {} : { ca }),
+        },
+        keepAliveTimeout: KEEP_ALIVE_MS,
+      });
+      this.agents.set(key, agent);
+    }
+    return agent;
+  }
+
   private async once(agent: Agent, req: HttpRequest): Promise<HttpResponse> {
     const signal = AbortSignal.any([req.signal, AbortSignal.timeout(this.options.requestTimeoutMs)]);
-    let res: Dispatcher.ResponseData;
+    let release: () => void;
     try {
-      res = await agent.request({
-        origin: req.url.origin,
-        path: `${req.url.pathname}${req.url.search}`,
-        method: req.method,
-        headers: req.headers,
-        signal,
-        headersTimeout: this.options.requestTimeoutMs,
-        bodyTimeout: this.options.requestTimeoutMs,
-      });
+      // Waiting for a slot spends the caller's deadline, not a fresh request timeout.
+      release = await this.slots.acquire(req.url.host, req.signal);
     } catch (err) {
       throw networkError(err, req);
     }
-    const body = await readBounded(res, req);
-    return { status: res.statusCode, headers: flatten(res.headers), body };
+    try {
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await agent.request({
+          origin: req.url.origin,
+          path: `${req.url.pathname}${req.url.search}`,
+          method: req.method,
+          headers: req.headers,
+          signal,
+          headersTimeout: this.options.requestTimeoutMs,
+          bodyTimeout: this.options.requestTimeoutMs,
+        });
+      } catch (err) {
+        throw networkError(err, req);
+      }
+      const body = await readBounded(res, req);
+      return { status: res.statusCode, headers: flatten(res.headers), body };
+    } finally {
+      release();
+    }
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.agents.values()].map((a) => a.close()));
+    const agents = [...this.agents.values()];
     this.agents.clear();
+    await Promise.all(agents.map((a) => a.close()));
   }
 }
 
@@ -121,8 +191,21 @@ function tooLarge(req: HttpRequest, found: string): ProvenantError {
   );
 }
 
+/**
+ * Socket failures become coded errors that name the host and the image only: errno names and TLS
+ * details would tell whoever created the pod which internal ports are open (a port-scan oracle). The
+ * detail stays in `cause`, for server-side logs.
+ */
 function networkError(err: unknown, req: HttpRequest): ProvenantError {
   const host = req.url.host;
+  const denied = egressDenial(err);
+  if (denied !== undefined) {
+    return new ProvenantError(
+      'REGISTRY_EGRESS_DENIED',
+      `registry ${host} may not be contacted for ${req.image}: ${denied.reason}`,
+      { image: req.image, cause: err },
+    );
+  }
   const timedOut =
     err instanceof undiciErrors.HeadersTimeoutError ||
     err instanceof undiciErrors.BodyTimeoutError ||
@@ -138,15 +221,19 @@ function networkError(err: unknown, req: HttpRequest): ProvenantError {
       },
     );
   }
-  const detail = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
   return new ProvenantError(
     'REGISTRY_UNREACHABLE',
-    `registry ${host} is unreachable for ${req.image}: ${detail}`,
-    {
-      image: req.image,
-      cause: err,
-    },
+    `registry ${host} could not be connected to for ${req.image}`,
+    { image: req.image, cause: err },
   );
+}
+
+/** The egress refusal behind an error, however undici wrapped it. */
+function egressDenial(err: unknown): EgressDeniedError | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof EgressDeniedError) return e;
+  }
+  return undefined;
 }
 
 function flatten(headers: Dispatcher.ResponseData['headers']): Record<string, string | undefined> {

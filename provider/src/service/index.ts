@@ -1,2 +1,2 @@
 export { Verifier, type Verdict, type Outcome, type CachedOutcome, type VerifierDeps } from './verifier.ts';
-export { Runtime } from './runtime.ts';
+export { Runtime, type RuntimePhase } from './runtime.ts';

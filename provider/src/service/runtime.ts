@@ -2,12 +2,19 @@
  * What a running provider holds: the current config and the Verifier built from it. A reload swaps
  * both at once; requests already in flight finish on the config they started with.
  */
-import { createHash } from 'node:crypto';
 import type { Config } from '../config/index.ts';
-import { MemoryCache, RedisCache, TieredCache, type Cache } from '../cache/index.ts';
+import {
+  cacheHmacKey,
+  configFingerprint,
+  MemoryCache,
+  RedisCache,
+  TieredCache,
+  type Cache,
+} from '../cache/index.ts';
 import type { Metrics } from '../observability/index.ts';
 import { RegistryClient } from '../registry/index.ts';
 import { configureSigstore, type ConfiguredSigstore } from '../trust/sigstore/index.ts';
+import { isCachedOutcome } from './cached-outcome.ts';
 import { Verifier, type CachedOutcome } from './verifier.ts';
 
 export interface RuntimeOptions {
@@ -27,10 +34,16 @@ interface Generation {
   readonly sigstore: ConfiguredSigstore;
 }
 
+/**
+ * `draining`: shutdown has started; /readyz fails so Kubernetes takes the replica out of its endpoints,
+ * while requests (in flight and arriving) are still verified. `closed`: registry client and caches are
+ * closed; nothing can be verified any more.
+ */
+export type RuntimePhase = 'serving' | 'draining' | 'closed';
+
 export class Runtime {
   private current: Generation;
-  /** Set once shutdown starts: /readyz fails so load balancers stop sending requests. */
-  closing = false;
+  private state: RuntimePhase = 'serving';
   private readonly memory: MemoryCache<CachedOutcome>;
   private readonly redis: RedisCache<CachedOutcome> | undefined;
   private readonly cache: Cache<CachedOutcome>;
@@ -47,8 +60,12 @@ export class Runtime {
         ? undefined
         : new RedisCache<CachedOutcome>({
             url: config.cache.redis,
-            prefix: 'provenant:v1:',
+            // v2: entries carry an HMAC (v1 entries are never read).
+            prefix: 'provenant:v2:',
+            hmacKey: cacheHmacKey(config.cache),
+            isValue: isCachedOutcome,
             onError: options.warn,
+            onRejected: (reason) => options.metrics?.cacheRejections.inc({ reason }),
           });
     this.cache = this.redis === undefined ? this.memory : new TieredCache(this.memory, this.redis);
     this.current = this.build(config);
@@ -64,6 +81,15 @@ export class Runtime {
 
   get configSource(): string {
     return this.source;
+  }
+
+  get phase(): RuntimePhase {
+    return this.state;
+  }
+
+  /** Starts the shutdown drain: not ready any more, still verifying. */
+  drain(): void {
+    if (this.state === 'serving') this.state = 'draining';
   }
 
   /** Resolves once the current config's validators can answer; rejects (CONFIG_INVALID) if they never will. */
@@ -99,8 +125,9 @@ export class Runtime {
     previous.sigstore.stop();
   }
 
+  /** Closes the registry client and caches: call it only once the HTTP server has finished its requests. */
   async close(): Promise<void> {
-    this.closing = true;
+    this.state = 'closed';
     this.current.sigstore.stop();
     await Promise.all([this.current.registry.close(), this.current.verifier.close()]);
     this.memory.close();
@@ -108,7 +135,11 @@ export class Runtime {
   }
 
   private build(config: Config): Generation {
-    const registry = new RegistryClient({ registries: config.registries, ...config.network });
+    const registry = new RegistryClient({
+      registries: config.registries,
+      policyPatterns: config.policy.map((rule) => rule.pattern),
+      ...config.network,
+    });
     // Sigstore trust material: a static trusted root and/or TUF refreshes in the background.
     const sigstore = configureSigstore(
       config.sigstore,
@@ -118,18 +149,8 @@ export class Runtime {
     const verifier = new Verifier(
       config,
       { registry, sigstore: sigstore.trust, cache: this.cache, metrics: this.options.metrics },
-      policyFingerprint(config),
+      configFingerprint(config),
     );
     return { config, verifier, registry, sigstore };
   }
-}
-
-/**
- * Cache entries are keyed by what decides a verdict (validators, policy, registries, sigstore): a reload that
- * changes any of it never serves the old policy's verdicts, and replicas sharing Redis with the same
- * config share entries.
- */
-export function policyFingerprint(config: Config): string {
-  const decisive = JSON.stringify([config.validators, config.policy, config.registries, config.sigstore]);
-  return createHash('sha256').update(decisive).digest('hex').slice(0, 16);
 }

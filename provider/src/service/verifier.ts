@@ -40,6 +40,12 @@ export type Outcome =
 export type CachedOutcome =
   { readonly verdict: Omit<Verdict, 'pinned'> } | { readonly error: { code: ErrorCode; message: string } };
 
+/**
+ * Keys of one request verified at once; the others wait their turn. A request may carry hundreds of
+ * keys (server.maxKeys); the registry client bounds connections per host and in total as well.
+ */
+export const MAX_KEYS_IN_FLIGHT_PER_REQUEST = 16;
+
 export interface VerifierDeps {
   readonly registry: RegistryClient;
   /** Sigstore trusted root for cosign validators (public-good when absent). */
@@ -83,7 +89,27 @@ export class Verifier {
     await Promise.all([...this.validators.values()].map((v) => v.close?.() ?? Promise.resolve()));
   }
 
-  async verify(key: string): Promise<Outcome> {
+  /**
+   * The keys of one request, at most MAX_KEYS_IN_FLIGHT_PER_REQUEST at a time, all under one deadline
+   * (server.requestDeadlineMs from now): a key still waiting when it passes is not started.
+   */
+  async verifyAll(keys: readonly string[]): Promise<Outcome[]> {
+    const deadline = AbortSignal.timeout(this.config.server.requestDeadlineMs);
+    const outcomes: Outcome[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < keys.length; i = next++)
+        outcomes[i] = await this.verify(keys[i] ?? '', deadline);
+    };
+    await Promise.all(Array.from({ length: Math.min(MAX_KEYS_IN_FLIGHT_PER_REQUEST, keys.length) }, worker));
+    return outcomes;
+  }
+
+  /** One key; `deadline` bounds the registry work (server.requestDeadlineMs from now by default). */
+  async verify(
+    key: string,
+    deadline: AbortSignal = AbortSignal.timeout(this.config.server.requestDeadlineMs),
+  ): Promise<Outcome> {
     let ref: ImageReference;
     try {
       ref = parseReference(key);
@@ -92,13 +118,18 @@ export class Verifier {
     }
     const cacheKey = `${this.cacheNamespace}|${ref.normalized}`;
     const cached = await this.deps.cache.get(cacheKey);
-    const result = cached ?? (await this.inflight.run(cacheKey, () => this.decide(ref, cacheKey)));
+    if (cached === undefined && deadline.aborted) return { ok: false, error: deadlinePassed(ref) };
+    const result = cached ?? (await this.inflight.run(cacheKey, () => this.decide(ref, cacheKey, deadline)));
     return this.toOutcome(result, ref, cached !== undefined);
   }
 
-  private async decide(ref: ImageReference, cacheKey: string): Promise<CachedOutcome | ProvenantError> {
+  private async decide(
+    ref: ImageReference,
+    cacheKey: string,
+    signal: AbortSignal,
+  ): Promise<CachedOutcome | ProvenantError> {
     try {
-      const verdict = await this.validate(ref);
+      const verdict = await this.validate(ref, signal);
       await this.deps.cache.set(cacheKey, { verdict }, this.config.cache.ttlSeconds);
       return { verdict };
     } catch (err) {
@@ -110,7 +141,7 @@ export class Verifier {
     }
   }
 
-  private async validate(ref: ImageReference): Promise<Omit<Verdict, 'pinned'>> {
+  private async validate(ref: ImageReference, signal: AbortSignal): Promise<Omit<Verdict, 'pinned'>> {
     const match = mostSpecificRule(this.rules, ref);
     if (match === undefined) {
       throw new ProvenantError(
@@ -132,8 +163,8 @@ export class Verifier {
         },
       );
     }
-    const signal = AbortSignal.timeout(this.config.server.requestDeadlineMs);
     const { digest, signers } = await validator.validate({ image: ref, rule, signal });
+    await this.checkTagDigest(ref, signal);
     return {
       image: normalizedPinned(ref, digest),
       digest,
@@ -142,6 +173,24 @@ export class Verifier {
       rule: rule.pattern,
       mode: rule.with?.mode ?? 'mutate',
     };
+  }
+
+  /**
+   * `name:tag@digest`: the kubelet pulls the digest, while the rule (and a validator reading the tag,
+   * like the static one) may have gone by the tag. Every validator's verdict therefore also needs the
+   * registry's tag to point at that digest, or any digest of the repository would pass under a rule
+   * written for one tag. Notary's own check (the signed tag's digest) stays in its validator.
+   */
+  private async checkTagDigest(ref: ImageReference, signal: AbortSignal): Promise<void> {
+    if (ref.tag === undefined || ref.digest === undefined) return;
+    const tagged = parseReference(`${ref.name}:${ref.tag}`);
+    const current = await this.deps.registry.resolveDigest(tagged, signal);
+    if (current === ref.digest) return;
+    throw new ProvenantError(
+      'VERIFY_TAG_DIGEST_MISMATCH',
+      `image ${ref.original} names tag ${ref.tag} and digest ${ref.digest}, but the tag points at another digest: expected ${tagged.normalized} to be ${ref.digest}, found ${current} in the registry`,
+      { image: ref.original },
+    );
   }
 
   private toOutcome(result: CachedOutcome | ProvenantError, ref: ImageReference, cached: boolean): Outcome {
@@ -164,4 +213,12 @@ export class Verifier {
       verdict.mode === 'insecureValidateOnly' ? ref.original : pinnedReference(ref, verdict.digest);
     return { ok: true, verdict: { ...verdict, pinned } };
   }
+}
+
+function deadlinePassed(ref: ImageReference): ProvenantError {
+  return new ProvenantError(
+    'REQUEST_DEADLINE_EXCEEDED',
+    `image ${ref.original} was not verified: the request's deadline (server.requestDeadlineMs) passed while it waited for a verification slot`,
+    { image: ref.original },
+  );
 }

@@ -17,6 +17,18 @@ export const ERROR_CODES = {
     transient: true,
     summary: 'The request could not be answered inside server.requestDeadlineMs.',
   },
+  REQUEST_TIMEOUT: {
+    transient: true,
+    summary: 'The request did not arrive inside server.headersTimeoutMs / server.bodyTimeoutMs.',
+  },
+  REQUEST_HEADERS_TOO_LARGE: { transient: false, summary: 'The request headers exceed 16 KiB.' },
+  REQUEST_NOT_FOUND: { transient: false, summary: 'No route at this path.' },
+  REQUEST_METHOD_NOT_ALLOWED: { transient: false, summary: 'The path exists, but not for this method.' },
+  REQUEST_CLIENT_CERTIFICATE_REQUIRED: {
+    transient: false,
+    summary: 'With server.tls.clientCA, /v1/* need a client certificate that CA signed.',
+  },
+  SERVER_SHUTTING_DOWN: { transient: true, summary: 'The provider has shut its verifier down.' },
   // Image references.
   REFERENCE_INVALID: { transient: false, summary: 'The key is not a valid image reference.' },
   // Image policy.
@@ -37,12 +49,25 @@ export const ERROR_CODES = {
     summary: 'A template, constraint, manifest or suite file is not what policy test expects.',
   },
   POLICY_TEST_EVALUATION_FAILED: { transient: false, summary: 'The compiled Rego failed while evaluating.' },
+  // Checks the verifier applies to every validator's verdict.
+  VERIFY_TAG_DIGEST_MISMATCH: {
+    transient: false,
+    summary: "The key names a tag and a digest, and the registry's tag points at another digest.",
+  },
   // Registry traffic (OCI distribution API).
   REGISTRY_UNREACHABLE: { transient: true, summary: 'The registry could not be connected to.' },
   REGISTRY_TIMEOUT: { transient: true, summary: 'The registry did not answer in time.' },
   REGISTRY_RATE_LIMITED: { transient: true, summary: 'The registry answered 429 Too Many Requests.' },
   REGISTRY_SERVER_ERROR: { transient: true, summary: 'The registry answered with a 5xx status.' },
   REGISTRY_UNAUTHORIZED: { transient: false, summary: 'The registry refused the credentials (401/403).' },
+  REGISTRY_TOKEN_FAILED: {
+    transient: true,
+    summary: "The registry's token server answered neither a token nor a refusal (e.g. 404).",
+  },
+  REGISTRY_EGRESS_DENIED: {
+    transient: false,
+    summary: 'The egress policy forbids connecting to the host or to an address it resolves to.',
+  },
   REGISTRY_MANIFEST_UNKNOWN: {
     transient: false,
     summary: 'The registry has no manifest for the tag or digest.',
@@ -164,9 +189,17 @@ export const ERROR_CODES = {
   },
   // Configuration.
   CONFIG_INVALID: { transient: false, summary: 'The configuration file does not match the schema.' },
+  CONFIG_UNSAFE_DIRECTORY: {
+    transient: false,
+    summary: 'A directory for trust data (sigstore.tufCacheDir) is not private to the provider.',
+  },
   CONFIG_UNREADABLE: {
     transient: false,
     summary: 'The configuration file (or a file it names) cannot be read.',
+  },
+  CONFIG_TLS_REQUIRED: {
+    transient: false,
+    summary: 'server.host is not loopback and server.tls is not set.',
   },
   // Anything unexpected: a bug. Reported as a system error so it is never cached as a verdict.
   INTERNAL: { transient: true, summary: 'An unexpected internal failure.' },

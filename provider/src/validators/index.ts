@@ -44,6 +44,7 @@ export function createValidator(config: ValidatorConfig, deps: ValidatorDeps): V
         requestTimeoutMs: deps.network?.requestTimeoutMs,
         maxRetries: deps.network?.maxRetries,
         credentials: notaryCredentials(config.host, deps.registries),
+        registries: deps.registries,
       });
     case 'notation':
       // Config loading refuses these types until they are implemented (SUPPORTED_VALIDATOR_TYPES).

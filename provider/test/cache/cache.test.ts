@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
-import { Coalescer, MemoryCache } from '../../src/cache/index.ts';
+import { Coalescer, MemoryCache, type Clock } from '../../src/cache/index.ts';
 
 describe('memory cache', () => {
   const caches: MemoryCache<string>[] = [];
@@ -8,8 +8,8 @@ describe('memory cache', () => {
     for (const cache of caches.splice(0)) cache.close();
   });
 
-  function memoryCache(maxEntries = 10): MemoryCache<string> {
-    const cache = new MemoryCache<string>(maxEntries);
+  function memoryCache(maxEntries = 10, clock?: Clock): MemoryCache<string> {
+    const cache = new MemoryCache<string>(maxEntries, clock);
     caches.push(cache);
     return cache;
   }
@@ -28,26 +28,51 @@ describe('memory cache', () => {
     expect(await cache.get('k')).toBeUndefined();
   });
 
-  it('forgets an entry once its TTL has passed', async () => {
+  // A clock the test moves by hand; Date is faked too, so a cache reading the wall clock also sees it.
+  function fakeClock(): { now: () => number; advanceSeconds: (s: number) => void } {
     vi.useFakeTimers({ toFake: ['Date'] });
-    try {
-      const cache = memoryCache();
-      await cache.set('k', 'v', 30);
-      vi.setSystemTime(Date.now() + 29_000);
-      expect(await cache.get('k')).toBe('v');
-      vi.setSystemTime(Date.now() + 2_000);
-      expect(await cache.get('k')).toBeUndefined();
-    } finally {
-      vi.useRealTimers();
-    }
+    return { now: () => Date.now(), advanceSeconds: (s) => vi.setSystemTime(Date.now() + s * 1000) };
+  }
+  afterEach(() => {
+    vi.useRealTimers();
   });
 
-  it('when full, keeps answering without storing more', async () => {
+  it('forgets an entry once its TTL has passed', async () => {
+    const clock = fakeClock();
+    const cache = memoryCache(10, clock);
+    await cache.set('k', 'v', 30);
+    clock.advanceSeconds(29);
+    expect(await cache.get('k')).toBe('v');
+    clock.advanceSeconds(2);
+    expect(await cache.get('k')).toBeUndefined();
+  });
+
+  it('when full, makes room for a new entry by evicting the least recently used one', async () => {
     const cache = memoryCache(2);
     await cache.set('a', '1', 30);
     await cache.set('b', '2', 30);
-    await expect(cache.set('c', '3', 30)).resolves.toBeUndefined();
-    expect([await cache.get('a'), await cache.get('b'), await cache.get('c')]).toEqual(['1', '2', undefined]);
+    expect(await cache.get('a')).toBe('1'); // 'b' is now the least recently used
+    await cache.set('c', '3', 30);
+    expect([await cache.get('a'), await cache.get('b'), await cache.get('c')]).toEqual(['1', undefined, '3']);
+    expect(cache.size).toBe(2);
+  });
+
+  it('keeps caching after a flood of distinct keys has filled it and expired', async () => {
+    const maxEntries = 100;
+    const clock = fakeClock();
+    const cache = memoryCache(maxEntries, clock);
+    for (let i = 0; i < maxEntries; i++) await cache.set(`flood-${i}`, 'x', 5);
+    clock.advanceSeconds(6);
+    for (let i = 0; i < 10; i++) await cache.set(`real-${i}`, `v${i}`, 30);
+    for (let i = 0; i < 10; i++) expect(await cache.get(`real-${i}`)).toBe(`v${i}`);
+  });
+
+  it('keeps caching while a flood of distinct live keys passes through it', async () => {
+    const cache = memoryCache(10);
+    for (let i = 0; i < 1000; i++) await cache.set(`flood-${i}`, 'x', 30);
+    await cache.set('real', 'v', 30);
+    expect(await cache.get('real')).toBe('v');
+    expect(cache.size).toBe(10);
   });
 });
 

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 
-import { parseConfig } from '../../src/config/index.ts';
-import { configProblems, TEST_SOURCE } from './helpers.ts';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { loadConfigFile, parseConfig, semanticWarnings } from '../../src/config/index.ts';
+import { configProblems, makeTempDir, TEST_SOURCE } from './helpers.ts';
 
 /** Problems other than "this build lacks the validator type", which every non-static validator has. */
 function crossFieldProblems(text: string): string[] {
@@ -74,13 +77,25 @@ describe('validator checks', () => {
     ]);
   });
 
-  it('refuses a keyless regular expression that does not compile', () => {
+  it.each([
+    ['that does not compile', '('],
+    ['that only JavaScript accepts (a lookahead, which RE2 and cosign refuse)', '^(?!mallory).*@corp[.]com$'],
+  ])('refuses a keyless regular expression %s, naming the trust root', (_, pattern) => {
     const text = withValidator(
-      '  - name: v\n    type: cosign\n    trustRoots: [{ name: default, keyless: { issuer: i, subjectRegex: "(" } }]\n',
+      `  - name: v\n    type: cosign\n    trustRoots: [{ name: default, keyless: { issuer: i, subjectRegex: "${pattern}" } }]\n`,
     );
-    expect(crossFieldProblems(text)).toEqual([
-      '/validators/0/trustRoots/0/keyless/subjectRegex: not a valid regular expression',
-    ]);
+    const problems = crossFieldProblems(text);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(
+      /^\/validators\/0\/trustRoots\/0\/keyless\/subjectRegex \(trust root "default"\): not a valid RE2 regular expression/,
+    );
+  });
+
+  it('accepts the RE2 syntax cosign users write that JavaScript refuses: inline flags, \\z', () => {
+    const text = withValidator(
+      '  - name: v\n    type: cosign\n    trustRoots: [{ name: default, keyless: { issuerRegex: "(?i)^https://ISSUER[.]example\\\\z", subjectRegex: "(?s)a.b" } }]\n',
+    );
+    expect(crossFieldProblems(text)).toEqual([]);
   });
 });
 
@@ -103,6 +118,18 @@ describe('rule checks', () => {
   it('refuses a pattern that is not a valid glob, with the glob error', () => {
     const text = withValidator('  - name: v\n    type: static\n', '  - pattern: "{a,b"\n    validator: v\n');
     expect(configProblems(text)).toEqual(['/policy/0/pattern: pattern has an unclosed "{"']);
+  });
+
+  it('refuses a pattern with a "/" inside braces, naming the rule and the pattern (issue 10 item 6)', () => {
+    const text = withValidator(
+      '  - name: v\n    type: static\n',
+      '  - pattern: "*:*"\n    validator: v\n  - pattern: "{reg.io/team,x}/*"\n    validator: v\n',
+    );
+    const problems = configProblems(text);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(
+      /^\/policy\/1\/pattern: pattern "\{reg\.io\/team,x\}\/\*" has a "\/" inside "\{…\}"/,
+    );
   });
 
   it('refuses a trust root the validator does not have', () => {
@@ -169,5 +196,47 @@ describe('sigstore checks', () => {
     expect(crossFieldProblems(text)).toEqual([
       '/sigstore/tufRoot: an initial TUF root needs sigstore.tufMirror, the repository it belongs to',
     ]);
+  });
+});
+
+describe('load-time warnings (issue 10 item 6)', () => {
+  const policy =
+    '  - pattern: "*:*"\n    validator: v\n' +
+    '  - pattern: "library/evil*"\n    validator: v\n' +
+    '  - pattern: "docker.io/test:*"\n    validator: v\n' +
+    '  - pattern: "docker.io/library/*"\n    validator: v\n';
+  const text = withValidator('  - name: v\n    type: static\n', policy);
+
+  it('loads a pattern that can never match, with a warning naming it and the form that would match', () => {
+    expect(semanticWarnings(parseConfig(text, TEST_SOURCE, '/'))).toEqual([
+      expect.stringMatching(
+        /^\/policy\/1\/pattern: "library\/evil\*" can never match: .*"docker\.io\/library\/evil\*" would match$/,
+      ),
+      expect.stringMatching(
+        /^\/policy\/2\/pattern: "docker\.io\/test:\*" can never match: .*"docker\.io\/library\/test:\*" would match$/,
+      ),
+    ]);
+  });
+
+  it('gives no warning for patterns that can match', () => {
+    const clean = withValidator(
+      '  - name: v\n    type: static\n',
+      '  - pattern: "docker.io/library/*"\n    validator: v\n',
+    );
+    expect(semanticWarnings(parseConfig(clean, TEST_SOURCE, '/'))).toEqual([]);
+  });
+
+  it('hands the warnings to whoever loads the file', async () => {
+    const dir = await makeTempDir();
+    try {
+      const file = join(dir, 'config.yaml');
+      await writeFile(file, text);
+      const loaded = loadConfigFile(file);
+      expect(loaded.config.policy).toHaveLength(4);
+      expect(loaded.warnings).toEqual(semanticWarnings(loaded.config));
+      expect(loaded.warnings).toHaveLength(2);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

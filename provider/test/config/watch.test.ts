@@ -93,10 +93,20 @@ describe('ConfigWatcher', () => {
   });
 
   it('reports nothing after it is closed', async () => {
-    watcher?.close();
-    await replaceFile(file, configText(18443));
-    await sleep(SETTLE_MS);
-    expect(onReload).not.toHaveBeenCalled();
-    expect(onError).not.toHaveBeenCalled();
+    // A second watcher that stays open shows when the change has been seen. Node shares one stat poller
+    // per path and calls listeners in the order they were added, so an open first watcher would have
+    // reported the change (its settle timer started first) before this one does.
+    const control = vi.fn<(loaded: LoadedConfig) => void>();
+    const open = new ConfigWatcher(file, { onReload: control, onError: vi.fn() }, POLL_INTERVAL_MS);
+    try {
+      await sleep(SETTLE_MS);
+      watcher?.close();
+      await replaceFile(file, configText(18443));
+      await vi.waitFor(() => expect(control).toHaveBeenCalled(), WAIT);
+      expect(onReload).not.toHaveBeenCalled();
+      expect(onError).not.toHaveBeenCalled();
+    } finally {
+      open.close();
+    }
   });
 });

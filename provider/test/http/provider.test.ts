@@ -33,8 +33,8 @@ registries:
 `;
 
 const DIGEST = sha256Digest('allowed image');
-/** Pinned by digest, so the static validator needs no registry to answer. */
-const ALLOWED = `registry.test/allowed/app:1.2@${DIGEST}`;
+/** Pinned by digest alone (a tag as well would be resolved at the registry), so no registry is asked. */
+const ALLOWED = `registry.test/allowed/app@${DIGEST}`;
 const DENIED = 'registry.test/denied/app:1.2';
 const UNMATCHED = 'quay.io/other/app:3';
 const UNREACHABLE = '127.0.0.1:1/team/app:v1';
@@ -182,10 +182,74 @@ describe('the provider HTTP API', () => {
       expect(body.response.items).toHaveLength(MAX_KEYS_DEFAULT);
     });
 
-    it('answers an unknown route with a 404 naming the routes it serves', async () => {
-      const res = await server.app.inject({ method: 'GET', url: '/v1/verify' });
-      expect(res.statusCode).toBe(404);
-      expect(res.body).toMatch(/POST \/v1\/verify and POST \/v1\/mutate/);
+    /** Any route's error answer: a ProviderResponse with no items and a coded systemError. */
+    function expectCodedAnswer(
+      res: { statusCode: number; json: () => unknown },
+      status: number,
+      says: RegExp,
+    ): void {
+      expect(res.statusCode).toBe(status);
+      const body = res.json() as ProviderResponse;
+      expect(validVerifyResponse(body), JSON.stringify(validVerifyResponse.errors)).toBe(true);
+      expect(body.response.items).toEqual([]);
+      expect(body.response.systemError).toMatch(says);
+    }
+
+    it('answers an unknown route with a 404 ProviderResponse naming REQUEST_NOT_FOUND and the routes it serves', async () => {
+      const res = await server.app.inject({ method: 'POST', url: '/v2/verify?x=1', payload: {} });
+      expectCodedAnswer(
+        res,
+        404,
+        /^REQUEST_NOT_FOUND: no route POST \/v2\/verify; the provider serves POST \/v1\/verify and POST \/v1\/mutate$/,
+      );
+    });
+
+    it.each([
+      ['GET', '/v1/verify', 'POST'],
+      ['DELETE', '/v1/mutate', 'POST'],
+      ['POST', '/healthz', 'GET, HEAD'],
+    ])(
+      'answers %s %s with a 405 naming REQUEST_METHOD_NOT_ALLOWED and Allow: %s',
+      async (method, url, allow) => {
+        const res = await server.app.inject({ method: method as 'GET', url });
+        expectCodedAnswer(
+          res,
+          405,
+          new RegExp(`^REQUEST_METHOD_NOT_ALLOWED: expected ${allow} for ${url}, found ${method}$`),
+        );
+        expect(res.headers['allow']).toBe(allow);
+      },
+    );
+
+    it.each(['text/plain', 'application/x-www-form-urlencoded', 'application/yaml'])(
+      'answers a body declared as %s with a 415 naming REQUEST_UNSUPPORTED_MEDIA_TYPE',
+      async (contentType) => {
+        const res = await server.app.inject({
+          method: 'POST',
+          url: '/v1/verify',
+          headers: { 'content-type': contentType },
+          payload: JSON.stringify(providerRequest([ALLOWED])),
+        });
+        expectCodedAnswer(
+          res,
+          415,
+          new RegExp(
+            `^REQUEST_UNSUPPORTED_MEDIA_TYPE: expected Content-Type application/json \\(or none\\), found "${contentType}"$`,
+          ),
+        );
+        await expectStillAnswering();
+      },
+    );
+
+    it('answers a body declared as application/json with a charset', async () => {
+      const res = await server.app.inject({
+        method: 'POST',
+        url: '/v1/verify',
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+        payload: JSON.stringify(providerRequest([ALLOWED])),
+      });
+      expect(res.statusCode).toBe(200);
+      expect(res.json<ProviderResponse>().response.items[0]?.key).toBe(ALLOWED);
     });
   });
 
@@ -223,10 +287,10 @@ describe('the provider HTTP API', () => {
     });
 
     it("normalises the verdict's image but keeps the key's spelling on /v1/mutate", async () => {
-      const key = `acme/app:1@${DIGEST}`;
+      const key = `acme/app@${DIGEST}`;
       const verify = await post('/v1/verify', providerRequest([key]));
       expect(verify.body.response.items[0]?.value).toMatchObject({
-        image: `docker.io/acme/app:1@${DIGEST}`,
+        image: `docker.io/acme/app@${DIGEST}`,
         rule: 'docker.io/acme/*',
       });
       const mutate = await post('/v1/mutate', providerRequest([key]));
@@ -326,13 +390,30 @@ describe('the provider HTTP API', () => {
       expect(res.body).toMatch(/^provenant_http_request_duration_seconds_bucket\{le="0.1",/m);
     });
 
-    // Last in this file: it shuts the runtime down.
-    it('answers /readyz with 503 once the runtime is closing', async () => {
-      await server.runtime.close();
+    // Last in this file: they shut the runtime down.
+    it('answers /readyz with 503 while draining, and still verifies, closing each connection after its answer', async () => {
+      server.runtime.drain();
       const res = await server.app.inject({ method: 'GET', url: '/readyz' });
       expect(res.statusCode).toBe(503);
       expect(res.json()).toEqual({ status: 'shutting down' });
       expect((await server.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+      const verify = await server.app.inject({
+        method: 'POST',
+        url: '/v1/verify',
+        payload: providerRequest([ALLOWED]),
+      });
+      expect(verify.statusCode).toBe(200);
+      expect(verify.headers['connection']).toBe('close');
+      expect(verify.json<ProviderResponse>().response.items[0]).toMatchObject({ key: ALLOWED, error: '' });
+    });
+
+    it('answers a request that reaches it after the verifier closed with a 503 naming SERVER_SHUTTING_DOWN', async () => {
+      await server.runtime.close();
+      const { status, body } = await post('/v1/verify', providerRequest([ALLOWED]));
+      expect(status).toBe(503);
+      expect(body.response.items).toEqual([]);
+      expect(body.response.systemError).toMatch(/^SERVER_SHUTTING_DOWN: /);
+      expect((await server.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(503);
     });
   });
 });

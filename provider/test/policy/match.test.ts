@@ -129,6 +129,43 @@ describe('pattern matching against image references', () => {
   });
 });
 
+describe('patterns that span into the tag (issue 10 item 1)', () => {
+  it.each([
+    ['reg.io/team/app*debug', 'reg.io/team/app:debug'],
+    ['reg.io/team/*-rc*', 'reg.io/team/app:1.0-rc1'],
+    ['reg.io/app?v1', 'reg.io/app:v1'],
+    ['reg.io*debug', 'reg.io/team/app:debug'],
+    ['reg.io/team/app*debug', `reg.io/team/app:debug@${DIGEST}`],
+  ])('lets %s match %s, as its glob covers the whole reference', (pattern, image) => {
+    expect(matches(pattern, image)).toBe(true);
+  });
+
+  it.each([
+    ['reg.io/team/app*debug', 'reg.io/team/app:1'],
+    ['reg.io/team/*-rc*', 'reg.io/team/app:1.0'],
+    ['reg.io/app?v1', 'reg.io/app:v2'],
+  ])('does not let %s match %s', (pattern, image) => {
+    expect(matches(pattern, image)).toBe(false);
+  });
+
+  it('lets a deny rule that spans the tag win over a broader allow rule', () => {
+    const rules = [rule('reg.io/*', 'allow'), rule('reg.io/team/app*debug', 'deny')];
+    expect(
+      mostSpecificRule(compileRules(rules), parseReference('reg.io/team/app:debug'))?.rule.validator,
+    ).toBe('deny');
+    expect(mostSpecificRule(compileRules(rules), parseReference('reg.io/team/app:1'))?.rule.validator).toBe(
+      'allow',
+    );
+  });
+
+  it("does not take a slash-less pattern's port for a tag part", () => {
+    for (const image of ['localhost:5000/team/app:1', `localhost:5000/team/app@${DIGEST}`]) {
+      expect(matches('localhost:5000*app', image), image).toBe(true);
+    }
+    expect(matches('localhost:5000*app', 'localhost:5000/team/app-not:1')).toBe(false);
+  });
+});
+
 // Connaisseur's internal/policy/match_test.go TestCompare, image `docker.io/securesystemsengineering/sample:v1`
 // (reference §2.3). `bothMatch` says whether both patterns match that image under Provenant's anchoring.
 const SAMPLE_V1 = 'docker.io/securesystemsengineering/sample:v1';
@@ -250,5 +287,32 @@ describe("Connaisseur's sample policy", () => {
     ['docker.io/securesystemsengineering/other:co1', 'docker.io/*:*'],
   ])('gives %s the rule %s under anchored matching', (image, pattern) => {
     expect(winningPattern(SAMPLE_POLICY, image)).toBe(pattern);
+  });
+});
+
+describe('where a migrated Connaisseur policy behaves differently (README "Connaisseur users")', () => {
+  it('does not let a deny rule reach into other registries or longer names, as Connaisseur did', () => {
+    const rules = [rule('*:*', 'allow'), rule('docker.io/library/app', 'deny')];
+    expect(winningPattern(rules, 'evil.io/docker.io/library/app:1')).toBe('*:*');
+    expect(winningPattern(rules, 'docker.io/library/app-not:1')).toBe('*:*');
+    const widened = [...rules, rule('*docker.io/library/app*', 'deny')];
+    expect(winningPattern(widened, 'evil.io/docker.io/library/app:1')).toBe('*docker.io/library/app*');
+    expect(winningPattern(widened, 'docker.io/library/app-not:1')).toBe('*docker.io/library/app*');
+  });
+
+  it('lets a slash-less `app:*` match only a registry named app with a port', () => {
+    expect(matches('app:*', 'app:5000/team/x:1')).toBe(true);
+    expect(matches('app:*', 'app:1')).toBe(false);
+  });
+
+  it('ranks docker.io patterns by their registry prefix, where Connaisseur scored none', () => {
+    const rules = [rule('*/library/nginx'), rule('docker.io/library/ng*')];
+    expect(winningPattern(rules, 'nginx:1')).toBe('docker.io/library/ng*');
+    expect(winningPattern([...rules].reverse(), 'nginx:1')).toBe('docker.io/library/ng*');
+    // Connaisseur's images are spelled index.docker.io/…: the same order then prefers */library/nginx.
+    const connaisseurImage = 'index.docker.io/library/nginx:1';
+    expect(compareSpecificity('*/library/nginx', 'docker.io/library/ng*', connaisseurImage)).toBeGreaterThan(
+      0,
+    );
   });
 });

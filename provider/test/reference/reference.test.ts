@@ -269,6 +269,17 @@ const VALID_CASES: readonly ValidCase[] = [
     '127.0.0.1:5000/team/app:v1',
   ),
   valid('10.0.0.1/app', '10.0.0.1', 'app', 'latest', undefined, false, '10.0.0.1/app:latest'),
+  // Case is the one difference in spelling that is folded rather than refused.
+  valid(
+    'REGISTRY.IO:5000/app',
+    'registry.io:5000',
+    'app',
+    'latest',
+    undefined,
+    false,
+    'registry.io:5000/app:latest',
+  ),
+  valid('0.example.com/app', '0.example.com', 'app', 'latest', undefined, false, '0.example.com/app:latest'),
   valid('[::1]:5000/app:v1', '[::1]:5000', 'app', 'v1', undefined, true, '[::1]:5000/app:v1'),
   valid(
     '[2001:db8::1]/team/app',
@@ -280,13 +291,13 @@ const VALID_CASES: readonly ValidCase[] = [
     '[2001:db8::1]/team/app:latest',
   ),
   valid(
-    '[2001:DB8::1]:443/app',
-    '[2001:db8::1]:443',
+    '[2001:DB8::1]:5000/app',
+    '[2001:db8::1]:5000',
     'app',
     'latest',
     undefined,
     false,
-    '[2001:db8::1]:443/app:latest',
+    '[2001:db8::1]:5000/app:latest',
   ),
   // Digests: digest-only references stay tagless; `name:tag@digest` keeps both.
   valid(`nginx@${D}`, 'docker.io', 'library/nginx', undefined, D, false, `docker.io/library/nginx@${D}`),
@@ -472,6 +483,33 @@ const INVALID_CASES: readonly InvalidCase[] = [
   { input: 'registry.io:80:80/app', says: 'found "80:80"' },
   { input: '[::1]:0/app', says: 'found "0"' },
   { input: 'nginx:v1/x', says: 'found "v1"' },
+  // Other spellings of one address are refused: a rule for the canonical spelling must see every image.
+  { input: '2130706433:5000/x', says: 'dotted-decimal form, found "2130706433" (write 127.0.0.1)' },
+  { input: '127.1:5000/x', says: 'found "127.1" (write 127.0.0.1)' },
+  { input: '0x7f.0.0.1:5000/x', says: 'found "0x7f.0.0.1" (write 127.0.0.1)' },
+  { input: '0X7F.0.0.1:5000/x', says: 'found "0X7F.0.0.1" (write 127.0.0.1)' },
+  { input: '0177.0.0.1:5000/x', says: 'found "0177.0.0.1" (write 127.0.0.1)' },
+  { input: '127.000.000.001:5000/x', says: 'found "127.000.000.001" (write 127.0.0.1)' },
+  { input: '169.254.43518:80/x', says: 'found "169.254.43518" (write 169.254.169.254)' },
+  { input: '256.0.0.1/x', says: '(neither a hostname nor an IPv4 address)' },
+  { input: 'registry.1/x', says: '(neither a hostname nor an IPv4 address)' },
+  { input: 'registry.io.:5000/x', says: 'found "registry.io."' },
+  { input: 'localhost.:5000/x', says: 'found "localhost."' },
+  { input: '[0:0::1]:5000/x', says: 'RFC 5952 form, found "[0:0::1]" (write [::1])' },
+  { input: '[0:0:0:0:0:0:0:1]:5000/x', says: '(write [::1])' },
+  { input: '[2001:db8:0:0:0:0:0:1]/x', says: '(write [2001:db8::1])' },
+  { input: '[2001:0db8::1]/x', says: '(write [2001:db8::1])' },
+  {
+    input: '[::ffff:7f00:1]:5000/x',
+    says: 'IPv4 address written as one, found "[::ffff:7f00:1]" (write 127.0.0.1)',
+  },
+  { input: '[::FFFF:7F00:1]:5000/x', says: '(write 127.0.0.1)' },
+  { input: '127.0.0.1:05000/x', says: 'without leading zeros, found "05000"' },
+  { input: 'registry.io:0443/x', says: 'without leading zeros, found "0443"' },
+  { input: 'registry.io:00/x', says: 'found "00"' },
+  { input: 'registry.io:99999/x', says: 'found "99999"' },
+  { input: 'registry.io:443/x', says: 'expected no default port (443 or 80) in the registry, found "443"' },
+  { input: '127.0.0.1:80/x', says: 'found "80"' },
 ];
 
 describe('parseReference', () => {

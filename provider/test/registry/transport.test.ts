@@ -204,7 +204,7 @@ describe('registry client over a hostile server', () => {
       expect(elapsedMs).toBeLessThan(300 + TIMING_SLACK_MS);
     });
 
-    it('reports REGISTRY_UNREACHABLE when the connection is refused', async () => {
+    it('reports REGISTRY_UNREACHABLE when the connection is refused, without the socket error (a port-scan oracle)', async () => {
       const client = new RegistryClient({
         registries: [{ host: '127.0.0.1:1', insecure: true }],
         requestTimeoutMs: 2000,
@@ -216,7 +216,11 @@ describe('registry client over a hostile server', () => {
         client.resolveDigest(parseReference('127.0.0.1:1/team/app:v1'), deadline()),
       );
       expect(error.code).toBe('REGISTRY_UNREACHABLE');
-      expect(error.message).toContain('ECONNREFUSED');
+      expect(error.message).toBe(
+        'registry 127.0.0.1:1 could not be connected to for 127.0.0.1:1/team/app:v1',
+      );
+      // The detail stays server-side, in the cause.
+      expect(JSON.stringify(error.cause, Object.getOwnPropertyNames(error.cause))).toContain('ECONNREFUSED');
     });
   });
 
@@ -233,7 +237,7 @@ describe('registry client over a hostile server', () => {
       expect(server.requests[0]?.path).toBe(`/v2/team/app/manifests/${requested}`);
     });
 
-    it('hashes the manifest itself when HEAD gives no Docker-Content-Digest', async () => {
+    it('hashes the manifest itself when there is no Docker-Content-Digest', async () => {
       const manifest = manifestBytes('no digest header');
       const server = await hostile((req, res) => {
         res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' });
@@ -241,7 +245,40 @@ describe('registry client over a hostile server', () => {
       });
       const digest = await clientFor(server).resolveDigest(imageOn(server), deadline());
       expect(digest).toBe(sha256Digest(manifest));
-      expect(server.requests.map((r) => r.method)).toEqual(['HEAD', 'GET']);
+      expect(server.requests.map((r) => r.method)).toEqual(['GET']);
+    });
+
+    it('pins a tag to the digest of the bytes served, never to a Docker-Content-Digest header alone', async () => {
+      const served = manifestBytes('what the registry serves');
+      const claimed = sha256Digest(manifestBytes('what the registry claims'));
+      const server = await hostile((req, res) => {
+        res.writeHead(200, {
+          'content-type': 'application/vnd.oci.image.manifest.v1+json',
+          'docker-content-digest': claimed,
+        });
+        res.end(req.method === 'HEAD' ? undefined : served);
+      });
+      const { error } = await failureOf(() => clientFor(server).resolveDigest(imageOn(server), deadline()));
+      expect(error.code).toBe('REGISTRY_DIGEST_MISMATCH');
+      expect(error.message).toContain(`expected ${sha256Digest(served)}, found "${claimed}"`);
+      expect(error.message).toContain(`${server.host}/team/app:v1`);
+    });
+
+    it('reports a referrers-tag index whose Docker-Content-Digest disagrees with its bytes as tampering, not as absent', async () => {
+      const served = manifestBytes('a swapped referrers index');
+      const subject = sha256Digest(manifestBytes('the image'));
+      const server = await hostile((req, res) => {
+        if (req.url?.includes('/referrers/') === true) return void res.writeHead(404).end();
+        res.writeHead(200, {
+          'content-type': 'application/vnd.oci.image.index.v1+json',
+          'docker-content-digest': sha256Digest('the index that was pushed'),
+        });
+        res.end(served);
+      });
+      const { error } = await failureOf(() =>
+        clientFor(server).listReferrers(imageOn(server), subject, deadline()),
+      );
+      expect(error.code).toBe('REGISTRY_DIGEST_MISMATCH');
     });
 
     it('reports an unknown tag as REGISTRY_MANIFEST_UNKNOWN, not a transient failure', async () => {
@@ -291,6 +328,21 @@ describe('registry client over a hostile server', () => {
         .filter((r) => r.path.startsWith('/v2/'))
         .map((r) => r.headers.authorization);
       expect(manifestAuth).toEqual([undefined, `Bearer ${TOKEN}`, `Bearer ${TOKEN}`]);
+    });
+
+    it('reports a 404 from the token realm as REGISTRY_TOKEN_FAILED (transient), never as an unknown manifest', async () => {
+      let realm = '';
+      const server = await hostile((req, res) => {
+        if (req.url?.startsWith('/token') === true) return void res.writeHead(404).end();
+        res.writeHead(401, { 'www-authenticate': `Bearer realm="${realm}",service="hostile.test"` });
+        res.end();
+      });
+      realm = `http://${server.host}/token`;
+      const { error } = await failureOf(() => clientFor(server).resolveDigest(imageOn(server), deadline()));
+      expect(error.code).toBe('REGISTRY_TOKEN_FAILED');
+      expect(error.transient).toBe(true);
+      expect(error.message).toContain(`the token server ${server.host} for ${server.host} answered 404`);
+      expect(error.message).toContain(`${server.host}/team/app:v1`);
     });
 
     it('reports REGISTRY_UNAUTHORIZED for a basic challenge when no credentials are configured', async () => {

@@ -1,10 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 
 import { MemoryCache } from '../../src/cache/index.ts';
 import type { Config } from '../../src/config/index.ts';
 import { Metrics } from '../../src/observability/index.ts';
 import { RegistryClient } from '../../src/registry/index.ts';
 import { Verifier, type CachedOutcome, type Outcome, type Verdict } from '../../src/service/index.ts';
+import { MAX_KEYS_IN_FLIGHT_PER_REQUEST } from '../../src/service/verifier.ts';
 import {
   manifestBytes,
   serveManifest,
@@ -17,15 +18,19 @@ import { configFromYaml, STATIC_ALLOW_DENY } from '../helpers/runtime.ts';
 const REGISTRY_DELAY_MS = 100;
 
 /** Static rules: loopback registries allowed (one rule validate-only), registry.test/denied denied. */
-function configFor(registryHost: string): Config {
+function configFor(registryHost: string, requestDeadlineMs = 5000): Config {
   return configFromYaml(`
-${STATIC_ALLOW_DENY}policy:
+${STATIC_ALLOW_DENY}server:
+  requestDeadlineMs: ${requestDeadlineMs}
+policy:
   - pattern: "127.0.0.1:*/*"
     validator: allow
   - pattern: "127.0.0.1:*/audit/*"
     validator: allow
     with: { mode: insecureValidateOnly }
   - pattern: "registry.test/denied/*"
+    validator: deny
+  - pattern: "127.0.0.1:*/denied/*"
     validator: deny
 registries:
   - host: "${registryHost}"
@@ -78,8 +83,8 @@ describe('verifier', () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
-  function harness(registryHost = '127.0.0.1:1'): Harness {
-    const h = verifierFor(configFor(registryHost));
+  function harness(registryHost = '127.0.0.1:1', requestDeadlineMs?: number): Harness {
+    const h = verifierFor(configFor(registryHost, requestDeadlineMs));
     cleanups.push(h.close);
     return h;
   }
@@ -145,7 +150,7 @@ describe('verifier', () => {
     const key = `${registry.host}/team/app:v1`;
     const outcomes = await Promise.all(Array.from({ length: 5 }, () => verifier.verify(key)));
     expect(outcomes.map((o) => verdictOf(o).digest)).toEqual(Array(5).fill(sha256Digest(manifest)));
-    expect(registry.requests.filter((r) => r.method === 'HEAD')).toHaveLength(1);
+    expect(registry.requests.filter((r) => r.method === 'GET')).toHaveLength(1);
     expect(registry.requests).toHaveLength(1);
   });
 
@@ -159,7 +164,7 @@ describe('verifier', () => {
       expect(verdict.pinned).toBe(`${registry.host}/team/app:v1@${digest}`);
       expect(verdict.image).toBe(`${registry.host}/team/app:v1@${digest}`);
       expect(verdict).toMatchObject({ digest, validator: 'allow', rule: '127.0.0.1:*/*', mode: 'mutate' });
-      expect(registry.requests[0]).toMatchObject({ method: 'HEAD', path: '/v2/team/app/manifests/v1' });
+      expect(registry.requests[0]).toMatchObject({ method: 'GET', path: '/v2/team/app/manifests/v1' });
     });
 
     it('pins a key without a tag as name@digest, while the verdict names the default tag', async () => {
@@ -185,10 +190,91 @@ describe('verifier', () => {
     });
   });
 
-  it('reports an invalid reference without asking any registry', async () => {
-    const { verifier, cache } = harness();
-    const outcome = await verifier.verify('UPPER/Case:tag');
+  it('reports an invalid reference without asking any registry or caching it', async () => {
+    const registry = await slowRegistry(manifestBytes('never asked'));
+    const { verifier, cache } = harness(registry.host);
+    const set = vi.spyOn(cache, 'set');
+    const outcome = await verifier.verify(`${registry.host}/UPPER/Case:tag`);
     expect(errorCodeOf(outcome)).toBe('REFERENCE_INVALID');
-    expect(await cache.get('0|UPPER/Case:tag')).toBeUndefined();
+    expect(set).not.toHaveBeenCalled();
+    expect(await cache.get(`test|${registry.host}/UPPER/Case:tag`)).toBeUndefined();
+    expect(registry.requests).toHaveLength(0);
+  });
+
+  describe('a key with a tag and a digest', () => {
+    it("admits it when the registry's tag points at that digest", async () => {
+      const manifest = manifestBytes('tagged');
+      const registry = await slowRegistry(manifest);
+      const { verifier } = harness(registry.host);
+      const digest = sha256Digest(manifest);
+      const verdict = verdictOf(await verifier.verify(`${registry.host}/team/app:v1@${digest}`));
+      expect(verdict.digest).toBe(digest);
+      expect(registry.requests.map((r) => r.path)).toEqual(['/v2/team/app/manifests/v1']);
+    });
+
+    it('refuses another digest of the repository under a rule that admits the tag (static validator)', async () => {
+      const registry = await slowRegistry(manifestBytes('the tag'));
+      const { verifier } = harness(registry.host);
+      const other = sha256Digest(manifestBytes('another image of the repository'));
+      const outcome = await verifier.verify(`${registry.host}/team/app:v1@${other}`);
+      expect(errorCodeOf(outcome)).toBe('VERIFY_TAG_DIGEST_MISMATCH');
+      const message = outcome.ok ? '' : outcome.error.message;
+      expect(message).toContain(`${registry.host}/team/app:v1@${other}`);
+      expect(message).toContain(`found ${sha256Digest(manifestBytes('the tag'))}`);
+    });
+
+    it('still answers a deny rule first, without asking the registry', async () => {
+      const registry = await slowRegistry(manifestBytes('denied'));
+      const { verifier } = harness(registry.host);
+      const outcome = await verifier.verify(`${registry.host}/denied/app:v1@${sha256Digest('x')}`);
+      expect(errorCodeOf(outcome)).toBe('POLICY_STATIC_DENY');
+      expect(registry.requests).toHaveLength(0);
+    });
+  });
+
+  describe('one request with many keys', () => {
+    /** A registry that serves one manifest per request after `delayMs`, recording the peak of open requests. */
+    async function countingRegistry(delayMs: number): Promise<{ host: string; peak: () => number }> {
+      let open = 0;
+      let peak = 0;
+      const server = await startHostileServer((req, res) => {
+        open++;
+        peak = Math.max(peak, open);
+        setTimeout(() => {
+          open--;
+          serveManifest(req, res, manifestBytes(req.url ?? ''));
+        }, delayMs);
+      });
+      cleanups.push(server.close);
+      return { host: server.host, peak: () => peak };
+    }
+
+    it(`verifies at most ${MAX_KEYS_IN_FLIGHT_PER_REQUEST} keys at once and answers every key`, async () => {
+      const registry = await countingRegistry(20);
+      const { verifier } = harness(registry.host);
+      const keys = Array.from({ length: 200 }, (_, i) => `${registry.host}/team/app${i}:v1`);
+      const outcomes = await verifier.verifyAll(keys);
+      expect(outcomes.filter((o) => o.ok)).toHaveLength(keys.length);
+      expect(outcomes.map((o) => (o.ok ? o.verdict.image.split(':v1@')[0] : ''))).toEqual(
+        keys.map((k) => k.slice(0, -':v1'.length)),
+      );
+      expect(registry.peak()).toBeLessThanOrEqual(MAX_KEYS_IN_FLIGHT_PER_REQUEST);
+      expect(registry.peak()).toBeGreaterThan(1);
+    });
+
+    it('does not start keys still waiting when the deadline passes', async () => {
+      const registry = await countingRegistry(300);
+      const { verifier } = harness(registry.host, 200);
+      const keys = Array.from(
+        { length: 3 * MAX_KEYS_IN_FLIGHT_PER_REQUEST },
+        (_, i) => `${registry.host}/x/a${i}`,
+      );
+      const outcomes = await verifier.verifyAll(keys);
+      const codes = outcomes.map((o) => (o.ok ? 'ok' : o.error.code));
+      expect(codes.slice(MAX_KEYS_IN_FLIGHT_PER_REQUEST)).toEqual(
+        Array(2 * MAX_KEYS_IN_FLIGHT_PER_REQUEST).fill('REQUEST_DEADLINE_EXCEEDED'),
+      );
+      expect(registry.peak()).toBeLessThanOrEqual(MAX_KEYS_IN_FLIGHT_PER_REQUEST);
+    });
   });
 });

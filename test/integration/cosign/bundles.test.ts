@@ -92,7 +92,7 @@ registries:
     await signedImage('both/half', alice);
     const error = await rejection(`${registry.host}/both/half:v1`);
     expect(error.code).toBe('COSIGN_THRESHOLD_NOT_MET');
-    expect(error.message).toContain('expected at least 2, found 1');
+    expect(error.message).toContain('expected at least 2 from distinct signers, found 1');
   });
 
   it('rejects an unsigned image with COSIGN_NO_SIGNATURES', async () => {

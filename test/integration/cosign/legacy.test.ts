@@ -195,7 +195,7 @@ registries:
     await signedImage('all/partial', keys.alice, keys.bob);
     const error = await rejection(`${registry.host}/all/partial:v1`);
     expect(error.code).toBe('COSIGN_THRESHOLD_NOT_MET');
-    expect(error.message).toContain('expected at least 3, found 2');
+    expect(error.message).toContain('expected at least 3 from distinct signers, found 2');
     expect(error.message).toContain(`${registry.host}/all/partial:v1`);
   });
 
@@ -206,7 +206,7 @@ registries:
     await signedImage('two/single', keys.bob);
     const error = await rejection(`${registry.host}/two/single:v1`);
     expect(error.code).toBe('COSIGN_THRESHOLD_NOT_MET');
-    expect(error.message).toContain('expected at least 2, found 1');
+    expect(error.message).toContain('expected at least 2 from distinct signers, found 1');
   });
 
   it('rejects an image whose required root did not sign with COSIGN_REQUIRED_SIGNER_MISSING', async () => {

@@ -29,6 +29,8 @@ import { PROJECT_ROOT } from '../../harness/provenant.ts';
 import { startDistributionRegistry, type RegistryServer } from '../../harness/registry.ts';
 
 const ISSUER = 'https://oidc.private.test';
+/** A whole verification (registry round trips included) with a keyless identity regex, on loopback. */
+const REGEX_BUDGET_MS = 1500;
 const PUBLIC_GOOD = path.resolve(PROJECT_ROOT, '../shared/fixtures/sigstore');
 
 describe('cosign validator with a private Sigstore trusted root', () => {
@@ -70,6 +72,10 @@ validators:
     type: cosign
     trustRoots:
       - { name: alice, keyless: { issuer: "${ISSUER}", subjectRegex: "^alice@acme\\\\.test$" } }
+  - name: backtracking
+    type: cosign
+    trustRoots:
+      - { name: default, keyless: { issuer: "${ISSUER}", subjectRegex: "^(a+)+$" } }
   - name: keyed
     type: cosign
     trustRoots:
@@ -80,6 +86,7 @@ validators:
       - { name: default, key: ${JSON.stringify(p384Pem)} }
 policy:
   - { pattern: "*:*", validator: deny }
+  - { pattern: "${registry.host}/backtracking/*", validator: backtracking, with: { verifySCT: false } }
   - { pattern: "${registry.host}/keyed/*", validator: keyed }
   - { pattern: "${registry.host}/keyed384/*", validator: keyed384 }
   - { pattern: "${registry.host}/*", validator: private, with: { trustRoot: alice, verifySCT: false } }
@@ -105,6 +112,20 @@ sigstore:
       digest,
       signers: ['alice'],
     });
+  });
+
+  it('matches subjectRegex in linear time (RE2): a catastrophic pattern against a long subject answers at once', async () => {
+    // JavaScript's backtracking RegExp took 33 s here for ^(a+)+$ against 28 a's and a non-matching tail,
+    // doubling with each further a; RE2 (as cosign's Go regexp) is linear.
+    const subject = `${'a'.repeat(28)}@acme.test`;
+    const signer = await issueSigningCert(sigstore, 'long-subject', subject, ISSUER);
+    await signedImage('backtracking/app', signer);
+    const started = performance.now();
+    const outcome = await verify(`${registry.host}/backtracking/app:v1`);
+    const elapsedMs = performance.now() - started;
+    expect(outcome.ok ? 'admitted' : outcome.error.code).toBe('COSIGN_IDENTITY_MISMATCH');
+    expect(outcome.ok ? '' : outcome.error.message).toContain(subject);
+    expect(elapsedMs).toBeLessThan(REGEX_BUDGET_MS);
   });
 
   it('admits a key-based signature whose Rekor SET the private log signed (verifyInTransparencyLog on)', async () => {

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { RuleConfig } from '../../../provider/src/config/index.ts';
+import { parseConfig, type RuleConfig } from '../../../provider/src/config/index.ts';
+import { Runtime } from '../../../provider/src/service/index.ts';
 import { parseReference } from '../../../provider/src/reference/index.ts';
 import { ProvenantError } from '../../../provider/src/types/errors.ts';
 import {
@@ -135,6 +136,46 @@ describe('notaryv1 validator against a real notary-server', () => {
       const e = await rejection(validator(), `${registry.host}/team/app:v1@${other.digest}`);
       expect(e.code).toBe('NOTARY_DIGEST_NOT_SIGNED');
       expect(e.message).toContain(v1.digest);
+    });
+
+    it("keeps Notary's own tag+digest check and adds the registry's: a tag moved after signing is refused", async () => {
+      const signed = await pushAndSign(alice, 'team/app', 'moved');
+      await pushRandomImage(registry.url, 'team/app', 'moved'); // the tag moves, Notary still signs `signed`
+      const runtime = new Runtime(
+        parseConfig(
+          `
+validators:
+  - { name: deny, type: static }
+  - name: dct
+    type: notaryv1
+    host: ${notary.host}
+    cert: ${JSON.stringify(notary.caPem)}
+    trustRoots: [{ name: default, key: ${JSON.stringify(aliceKey)} }]
+policy:
+  - { pattern: "*:*", validator: deny }
+  - { pattern: "${registry.host}/team/*", validator: dct }
+registries:
+  - { host: "${registry.host}", insecure: true }
+`,
+          'notary tag+digest test',
+          process.cwd(),
+        ),
+        'notary tag+digest test',
+      );
+      try {
+        const code = async (key: string): Promise<string> => {
+          const outcome = await runtime.verifier.verify(key);
+          return outcome.ok ? `admitted ${outcome.verdict.digest}` : outcome.error.code;
+        };
+        expect(await code(`${registry.host}/team/app:moved@${signed.digest}`)).toBe(
+          'VERIFY_TAG_DIGEST_MISMATCH',
+        );
+        expect(await code(`${registry.host}/team/app:v1@${v1.digest}`)).toBe(`admitted ${v1.digest}`);
+        const other = await pushRandomImage(registry.url, 'team/app', 'v1-unsigned-digest');
+        expect(await code(`${registry.host}/team/app:v1@${other.digest}`)).toBe('NOTARY_DIGEST_NOT_SIGNED');
+      } finally {
+        await runtime.close();
+      }
     });
 
     it('rejects an unsigned tag of a signed repository', async () => {

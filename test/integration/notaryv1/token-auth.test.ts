@@ -42,7 +42,8 @@ describe('notaryv1 validator against a notary-server with token auth', () => {
         cert: notary.caPem,
         trustRoots: [{ name: 'default', key }],
       },
-      { maxRetries: 0 },
+      // The token server is on another loopback port: the egress policy needs a registries: entry naming it.
+      { maxRetries: 0, registries: [{ host: new URL(tokens.auth.realm).host, insecure: true }] },
     );
     validators.push(v);
     return v;
@@ -142,8 +143,13 @@ describe('notaryv1 validator with credentials for a token server that requires t
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
-  const build = (auth?: { username: string; password: string }) =>
-    createValidator(
+  /** Credentials on the token server's own registries: entry, or on the Notary host's. */
+  const build = (
+    auth?: { username: string; password: string },
+    on: 'token server' | 'notary' = 'token server',
+  ) => {
+    const tokenHost = new URL(tokens.auth.realm).host;
+    return createValidator(
       {
         name: 'dct',
         type: 'notaryv1',
@@ -154,9 +160,16 @@ describe('notaryv1 validator with credentials for a token server that requires t
       {
         registry: client,
         network: { requestTimeoutMs: 3000, maxRetries: 0 },
-        registries: auth === undefined ? [] : [{ host: notary.host, insecure: false, auth }],
+        registries:
+          on === 'token server'
+            ? [{ host: tokenHost, insecure: false, ...(auth === undefined ? {} : { auth }) }]
+            : [
+                { host: tokenHost, insecure: false },
+                { host: notary.host, insecure: false, ...(auth === undefined ? {} : { auth }) },
+              ],
       },
     );
+  };
   const validate = (v: ReturnType<typeof build>) =>
     v
       .validate({
@@ -166,7 +179,19 @@ describe('notaryv1 validator with credentials for a token server that requires t
       })
       .catch((e: unknown) => e);
 
-  it("sends the Notary host's registries: credentials to the token server and verifies", async () => {
+  it("never sends the Notary host's credentials to a token server on another origin", async () => {
+    const v = build(signer, 'notary');
+    const before = tokens.requests.length;
+    const result = await validate(v);
+    await v.close?.();
+    expect(result).toBeInstanceOf(ProvenantError);
+    expect((result as ProvenantError).code).toBe('NOTARY_UNAUTHORIZED');
+    expect(tokens.requests.slice(before)).toEqual([
+      { scope: `repository:${gun}:pull`, authenticated: false },
+    ]);
+  });
+
+  it("sends the token server its own registries: entry's credentials and verifies", async () => {
     const v = build(signer);
     const before = tokens.requests.length;
     const result = await validate(v);

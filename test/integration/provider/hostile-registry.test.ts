@@ -67,7 +67,13 @@ describe('provider against a hostile registry', () => {
       config,
       stringify({
         validators: [{ name: 'allow', type: 'static', approve: true }],
-        policy: [{ pattern: `${registry.host}/*`, validator: 'allow' }],
+        policy: [
+          { pattern: `${registry.host}/*`, validator: 'allow' },
+          // Patterns that list hosts an attacker would like reached: listing is not naming in registries:.
+          { pattern: '169.254.169.254/*', validator: 'allow' },
+          { pattern: '127.0.0.1:*/*', validator: 'allow' },
+          { pattern: '*:*', validator: 'allow' },
+        ],
         registries: [{ host: registry.host, insecure: true }],
         server: { host: '127.0.0.1', requestDeadlineMs: DEADLINE_MS },
         network: { requestTimeoutMs: 5000, maxRetries: 0 },
@@ -141,6 +147,29 @@ describe('provider against a hostile registry', () => {
     );
     expect(elapsedMs).toBeLessThan(DEADLINE_MS + SLACK_MS);
   });
+
+  it.each([
+    ['the cloud metadata address', () => '169.254.169.254/latest/meta-data:v1', 'linkLocal'],
+    ["Provenant's own port", () => `127.0.0.1:${new URL(provenant.url).port}/v1/verify:v1`, 'loopback'],
+    [
+      'a registry nothing lists, under a catch-all rule',
+      () => 'unlisted.example.com/app:v1',
+      'no registries: entry',
+    ],
+  ])(
+    'refuses an image naming %s with REGISTRY_EGRESS_DENIED, a verdict with no socket detail',
+    async (_what, key, says) => {
+      const { reply, elapsedMs } = await verify(key());
+      expect(reply.systemError).toBe('');
+      expect(reply.items[0]?.error).toMatch(
+        new RegExp(
+          `^REGISTRY_EGRESS_DENIED: registry \\S+ may not be contacted for ${key().replace(/[.]/g, '\\.')}: .*${says}`,
+        ),
+      );
+      expect(reply.items[0]?.error).not.toMatch(/ECONN|EHOST|ENOTFOUND|certificate/);
+      expect(elapsedMs).toBeLessThan(DEADLINE_MS);
+    },
+  );
 
   it('keeps serving afterwards', async () => {
     const res = await request(`${provenant.url}/healthz`, { dispatcher });

@@ -8,9 +8,16 @@ import path from 'node:path';
 import { connect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  manifestBytes,
+  serveManifest,
+  sha256Digest,
+  startHostileServer,
+  type HostileServer,
+} from '../../../provider/test/helpers/hostile-server.ts';
 import { craneDigest, pushRandomImage } from '../../harness/images.ts';
 import { issueCert, makeCa, type CertFiles } from '../../harness/pki.ts';
-import { makeTempDir } from '../../harness/process.ts';
+import { canConnect, makeTempDir } from '../../harness/process.ts';
 import { devCertAgent, startProvenant, type RunningProvenant } from '../../harness/provenant.ts';
 import { startDistributionRegistry, type RegistryServer } from '../../harness/registry.ts';
 
@@ -142,10 +149,23 @@ registries:
     expect(exitCode).toBe(0);
   });
 
-  it('refuses a client without a certificate signed by the client CA', async () => {
+  it('answers probes to a client without a certificate, and refuses it /v1/verify with a coded 403', async () => {
     const anonymous = new Agent({ connect: { ca: ca.certPem } });
-    await expect(request(`${provenant.url}/healthz`, { dispatcher: anonymous })).rejects.toThrow();
+    const health = await request(`${provenant.url}/healthz`, { dispatcher: anonymous });
+    expect(health.statusCode).toBe(200);
+    await health.body.dump();
+    const reply = await post(
+      `${provenant.url}/v1/verify`,
+      anonymous,
+      providerRequest([`${registry.host}/denied/app:probe`]),
+      {
+        'content-type': 'application/json',
+      },
+    );
     await anonymous.close();
+    expect(reply.status).toBe(403);
+    expect(reply.body.response.items).toEqual([]);
+    expect(reply.body.response.systemError).toMatch(/^REQUEST_CLIENT_CERTIFICATE_REQUIRED: /);
   });
 
   it('speaks TLS 1.3 and refuses TLS 1.2 when minVersion is TLSv1.3', async () => {
@@ -237,5 +257,98 @@ registries:
       .poll(() => provenant.output(), { timeout: 10_000 })
       .toContain('config reload refused, keeping the last good config');
     expect(await verdict()).toBe(key);
+  });
+});
+
+describe('provenant serve shutting down on SIGTERM (server.drainSeconds)', () => {
+  const DRAIN_SECONDS = 3;
+  /** After the drain: answering the requests in flight, closing the registry client, exiting. */
+  const EXIT_GRACE_MS = 5000;
+  const MANIFEST = manifestBytes('drain');
+  let dir: string;
+  let registry: HostileServer;
+  let provenant: RunningProvenant;
+  let releaseRegistry: () => void;
+  const registryReleased = new Promise<void>((resolve) => (releaseRegistry = resolve));
+
+  beforeAll(async () => {
+    // A registry that holds every answer until the test releases it: verifications stay in flight.
+    registry = await startHostileServer((req, res) => {
+      void registryReleased.then(() => serveManifest(req, res, MANIFEST));
+    });
+    dir = await makeTempDir('serve-drain');
+    const configPath = path.join(dir, 'provenant.yaml');
+    await writeFile(
+      configPath,
+      `
+validators:
+  - { name: allow, type: static, approve: true }
+policy:
+  - { pattern: "${registry.host}/*", validator: allow }
+registries:
+  - { host: "${registry.host}", insecure: true }
+network: { requestTimeoutMs: 15000, maxRetries: 0 }
+server: { host: 127.0.0.1, port: 0, drainSeconds: ${DRAIN_SECONDS}, requestDeadlineMs: 15000 }
+`,
+    );
+    provenant = await startProvenant(['node', 'bin/provenant.mjs', 'serve', '--config', configPath]);
+  });
+  afterAll(async () => {
+    releaseRegistry();
+    await provenant?.stop();
+    await registry?.close();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reports not-ready at once, answers in-flight and arriving requests, then exits 0', async () => {
+    const dispatcher = devCertAgent(provenant);
+    const { port } = new URL(provenant.url);
+    const mutate = (key: string): Promise<ProviderReply> =>
+      post(`${provenant.url}/v1/mutate`, dispatcher, providerRequest([key]));
+    const registryAsked = (repo: string): boolean => registry.requests.some((r) => r.path.includes(repo));
+    const readyz = async (): Promise<number> => {
+      const res = await request(`${provenant.url}/readyz`, { dispatcher });
+      await res.body.dump();
+      return res.statusCode;
+    };
+
+    expect(await readyz()).toBe(200);
+    const inFlight = mutate(`${registry.host}/team/before:v1`);
+    await expect.poll(() => registryAsked('team/before'), { timeout: 10_000 }).toBe(true);
+
+    const signalledAt = performance.now();
+    const exited = provenant.stop({
+      signal: 'SIGTERM',
+      killAfterMs: DRAIN_SECONDS * 1000 + 2 * EXIT_GRACE_MS,
+    });
+    await expect.poll(readyz, { timeout: 2000, interval: 50 }).toBe(503);
+    const arriving = mutate(`${registry.host}/team/during:v1`);
+    await expect.poll(() => registryAsked('team/during'), { timeout: 2000 }).toBe(true);
+    // The listener closes once the drain is over; both requests are still in flight then.
+    await expect
+      .poll(() => canConnect('127.0.0.1', Number(port)), {
+        timeout: DRAIN_SECONDS * 1000 + 2000,
+        interval: 100,
+      })
+      .toBe(false);
+    expect(performance.now() - signalledAt).toBeGreaterThanOrEqual(DRAIN_SECONDS * 1000 - 100);
+    releaseRegistry();
+
+    const digest = sha256Digest(MANIFEST);
+    for (const [reply, key] of [
+      [await inFlight, `${registry.host}/team/before:v1`],
+      [await arriving, `${registry.host}/team/during:v1`],
+    ] as const) {
+      expect(reply.status).toBe(200);
+      expect(reply.body.response).toEqual({
+        idempotent: true,
+        systemError: '',
+        items: [{ key, value: `${key}@${digest}`, error: '' }],
+      });
+    }
+    expect(await exited).toBe(0);
+    expect(performance.now() - signalledAt).toBeLessThan(DRAIN_SECONDS * 1000 + EXIT_GRACE_MS);
+    expect(provenant.output()).toContain(`not ready, still answering for ${DRAIN_SECONDS} s`);
+    await dispatcher.close();
   });
 });

@@ -54,10 +54,20 @@ describe('registry authentication against real servers', () => {
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
+  /**
+   * The token server is another origin (another loopback port): the egress policy needs a registries:
+   * entry naming it, and it gets only that entry's credentials, never the registry's.
+   */
+  const tokenServerEntry = (auth = alice): RegistryConfig => ({
+    host: new URL(tokens.auth.realm).host,
+    insecure: false,
+    ca: ca.cert,
+    auth,
+  });
   const configs = (): Record<string, RegistryConfig[]> => ({
     anonymous: [{ host: open.host, insecure: true }],
     basic: [{ host: basic.host, insecure: false, ca: ca.cert, auth: alice }],
-    token: [{ host: tokenRegistry.host, insecure: false, ca: ca.cert, auth: alice }],
+    token: [{ host: tokenRegistry.host, insecure: false, ca: ca.cert, auth: alice }, tokenServerEntry()],
   });
   const hostOf = (kind: string): string =>
     ({ anonymous: open.host, basic: basic.host, token: tokenRegistry.host })[kind] ?? '';
@@ -89,7 +99,8 @@ describe('registry authentication against real servers', () => {
 
   it('reports a wrong password to the token server as REGISTRY_UNAUTHORIZED naming the registry', async () => {
     const c = testRegistryClient([
-      { host: tokenRegistry.host, insecure: false, ca: ca.cert, auth: { ...alice, password: 'wrong' } },
+      { host: tokenRegistry.host, insecure: false, ca: ca.cert, auth: alice },
+      tokenServerEntry({ ...alice, password: 'wrong' }),
     ]);
     const error = await codedFailure(
       c.resolveDigest(parseReference(`${tokenRegistry.host}/alice/app:v1`), testSignal()),
@@ -135,6 +146,12 @@ describe('registry authentication against real servers', () => {
     );
     await c.close();
     expect(error.code).toBe('REGISTRY_UNREACHABLE');
-    expect(error.message).toMatch(/certificate|CERT|SIGNATURE/);
+    // The TLS failure stays server-side (the cause): a pod's denial must not describe the network.
+    expect(error.message).toBe(
+      `registry ${basic.host} could not be connected to for ${basic.host}/alice/app:v1`,
+    );
+    expect(
+      String((error.cause as Error).message) + String((error.cause as NodeJS.ErrnoException).code),
+    ).toMatch(/certificate|CERT|SIGNATURE/);
   });
 });

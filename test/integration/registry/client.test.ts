@@ -97,7 +97,7 @@ describe('registry client', () => {
   });
 
   it('does not speak plain HTTP to a registry that is not marked insecure', async () => {
-    const c = client([]);
+    const c = client([{ host: open.host, insecure: false }]);
     const error = await c
       .resolveDigest(parseReference(`${open.host}/anon/oci:v1`), signal())
       .catch((e: unknown) => e);

@@ -5,3 +5,4 @@ export {
   type CosignPublicKey,
   type KeyAlgorithm,
 } from './keys.ts';
+export { compileIdentityPattern, IdentityPatternError, type IdentityPattern } from './identity-pattern.ts';

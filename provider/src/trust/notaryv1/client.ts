@@ -4,19 +4,21 @@
  * follows Docker's token flow (the registry token specification): a 401 with a `Bearer` challenge is
  * answered by fetching a token for `repository:<gun>:pull` from the challenge's realm.
  *
- * Connections, timeouts, bounded bodies and retries come from the registry transport.
+ * Connections, the egress policy, timeouts, bounded bodies and retries come from the registry transport;
+ * the token flow and where credentials may go from registry/auth.
  */
-import { Agent } from 'undici';
-
+import type { RegistryConfig } from '../../config/index.ts';
+import { credentialsMayGo, parseToken, requestToken, TokenCache, tokenRealm } from '../../registry/auth.ts';
 import { parseChallenge, type Challenge } from '../../registry/challenge.ts';
-import { Transport, type HttpResponse } from '../../registry/transport.ts';
+import { basicHeader } from '../../registry/credentials/index.ts';
+import { RegistryHosts } from '../../registry/hosts.ts';
+import { EgressPolicy } from '../../registry/egress.ts';
+import { Transport, type HttpResponse, type TlsTrust } from '../../registry/transport.ts';
 import { ProvenantError } from '../../types/errors.ts';
 import type { MetadataSource } from './verify.ts';
 
 export const DEFAULT_NOTARY_TIMEOUT_MS = 2000;
 export const DEFAULT_NOTARY_RETRIES = 2;
-const TOKEN_MAX_BYTES = 64 * 1024;
-const TOKEN_DEFAULT_LIFETIME_S = 60;
 
 export interface NotaryCredentials {
   readonly username: string;
@@ -31,6 +33,14 @@ export interface NotaryClientOptions {
   readonly credentials?: NotaryCredentials | undefined;
   readonly requestTimeoutMs?: number;
   readonly maxRetries?: number;
+  /**
+   * The `registries:` section, for the egress policy (the Notary host itself may always be contacted; a
+   * token server on another origin only at a public address or when an entry names its host) and for
+   * the credentials such a token server gets (those of its own entry, never the Notary host's).
+   */
+  readonly registries?: readonly RegistryConfig[] | undefined;
+  /** DNS resolution for the egress checks (tests inject answers). */
+  readonly lookup?: ConstructorParameters<typeof EgressPolicy>[0]['lookup'];
 }
 
 /** The base URL of a Notary host as configured; throws on a value that is not one. */
@@ -44,20 +54,22 @@ export function notaryBaseUrl(host: string): URL {
 export class NotaryClient {
   private readonly base: URL;
   private readonly transport: Transport;
-  private readonly agent: Agent;
-  private readonly tokens = new Map<string, { header: string; expiresAtMs: number }>();
+  private readonly ca: TlsTrust | undefined;
+  private readonly tokens = new TokenCache();
 
   constructor(private readonly options: NotaryClientOptions) {
     this.base = notaryBaseUrl(options.host);
-    const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_NOTARY_TIMEOUT_MS;
+    const egress = new EgressPolicy({
+      registries: options.registries ?? [],
+      configuredHosts: [this.base.host],
+      lookup: options.lookup,
+    });
     this.transport = new Transport({
-      requestTimeoutMs,
+      requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_NOTARY_TIMEOUT_MS,
       maxRetries: options.maxRetries ?? DEFAULT_NOTARY_RETRIES,
+      egress,
     });
-    this.agent = new Agent({
-      connect: { timeout: requestTimeoutMs, ...(options.ca === undefined ? {} : { ca: options.ca }) },
-      keepAliveTimeout: 30_000,
-    });
+    this.ca = options.ca === undefined ? undefined : { pem: options.ca };
   }
 
   /** The server's identity for rollback memory: scheme, host and port. */
@@ -81,7 +93,7 @@ export class NotaryClient {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.agent.close(), this.transport.close()]);
+    await this.transport.close();
   }
 
   private async get(
@@ -94,17 +106,18 @@ export class NotaryClient {
     const scope = `repository:${gun}:pull`;
     const send = (authorization: string | undefined): Promise<HttpResponse> =>
       this.call(() =>
-        this.transport.send(this.agent, {
+        this.transport.send({
           method: 'GET',
           url,
           signal,
           image,
           maxBytes,
+          purpose: 'registry',
+          ca: this.ca,
           headers: authorization === undefined ? {} : { authorization },
         }),
       );
-    const cached = this.tokens.get(scope);
-    let res = await send(cached !== undefined && cached.expiresAtMs > Date.now() ? cached.header : undefined);
+    let res = await send(this.tokens.get(scope));
     if (res.status === 401) res = await send(await this.authorize(res, scope, gun, image, signal));
     return res;
   }
@@ -128,11 +141,14 @@ export class NotaryClient {
     );
   }
 
+  private realmCredentials(realm: URL): string | undefined {
+    const auth = new RegistryHosts(this.options.registries ?? []).lookup(realm.host.toLowerCase())?.auth;
+    return auth !== undefined && 'username' in auth ? basicHeader(auth) : undefined;
+  }
+
   private basic(): string | undefined {
     const c = this.options.credentials;
-    return c === undefined
-      ? undefined
-      : `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+    return c === undefined ? undefined : basicHeader(c);
   }
 
   private async fetchToken(
@@ -142,28 +158,23 @@ export class NotaryClient {
     image: string,
     signal: AbortSignal,
   ): Promise<string> {
-    let realm: URL;
-    try {
-      realm = new URL(challenge.params['realm'] ?? '');
-    } catch {
+    const realm = tokenRealm(challenge, scope);
+    if (realm === undefined) {
       throw badResponse(
         `${this.base.host} asked for a token for ${image} from an unusable realm: expected a URL, found ${JSON.stringify(challenge.params['realm'] ?? null)}`,
         image,
       );
     }
-    if (challenge.params['service'] !== undefined)
-      realm.searchParams.set('service', challenge.params['service']);
-    realm.searchParams.set('scope', challenge.params['scope'] ?? scope);
-    const basic = realm.protocol === 'https:' ? this.basic() : undefined;
+    // The server's credentials go to its own origin, never to any realm it names; another realm gets
+    // only the credentials of its own registries: entry.
+    const basic =
+      realm.protocol !== 'https:'
+        ? undefined
+        : credentialsMayGo(this.base, realm)
+          ? this.basic()
+          : this.realmCredentials(realm);
     const res = await this.call(() =>
-      this.transport.send(this.agent, {
-        method: 'GET',
-        url: realm,
-        signal,
-        image,
-        maxBytes: TOKEN_MAX_BYTES,
-        headers: basic === undefined ? {} : { authorization: basic },
-      }),
+      requestToken(this.transport, { realm, authorization: basic, image, signal, ca: this.ca }),
     );
     if (res.status === 401 || res.status === 403)
       throw unauthorized(realm.host, gun, image, 'the token server refused the credentials');
@@ -174,11 +185,8 @@ export class NotaryClient {
         `the token server ${realm.host} answered without a token for ${image}: expected JSON with "token"`,
         image,
       );
-    this.tokens.set(scope, {
-      header: `Bearer ${token.value}`,
-      expiresAtMs: Date.now() + Math.max(0, token.lifetimeS - 5) * 1000,
-    });
-    return `Bearer ${token.value}`;
+    this.tokens.set(scope, token.header, token.lifetimeS);
+    return token.header;
   }
 
   /** The transport speaks of registries; a Notary server's network failures get Notary codes. */
@@ -199,21 +207,6 @@ export class NotaryClient {
       throw new ProvenantError(code, message, { image: err.image, cause: err });
     }
   }
-}
-
-function parseToken(body: Buffer): { value: string; lifetimeS: number } | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  const o = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as Record<string, unknown>;
-  const value = typeof o['token'] === 'string' ? o['token'] : o['access_token'];
-  if (typeof value !== 'string' || value === '') return undefined;
-  const lifetimeS =
-    typeof o['expires_in'] === 'number' && o['expires_in'] > 0 ? o['expires_in'] : TOKEN_DEFAULT_LIFETIME_S;
-  return { value, lifetimeS };
 }
 
 function expectOk(res: HttpResponse, role: string, gun: string, image: string, host: string): HttpResponse {

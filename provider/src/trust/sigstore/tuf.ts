@@ -6,12 +6,15 @@
  * The TUF client (@sigstore/tuf over tuf-js) does the spec's update workflow: root rotation, expiry,
  * rollback and hash checks of `trusted_root.json` (TUF spec §5 "Detailed client workflow").
  */
+import { createHash } from 'node:crypto';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { getTrustedRoot } from '@sigstore/tuf';
+import { TrustedRoot } from '@sigstore/protobuf-specs';
+import { ProvenantError } from '../../types/errors.ts';
 import { SigstoreTrust } from './source.ts';
 import { parseTrustedRoot } from './trusted-root.ts';
-import { TrustedRoot } from '@sigstore/protobuf-specs';
 
 /** Sigstore rotates keys with weeks of notice; an hourly check is ample and cheap. */
 export const REFRESH_INTERVAL_MS = 60 * 60 * 1000;
@@ -22,8 +25,12 @@ export interface TufRefreshOptions {
   readonly mirror: string;
   /** The initial, trusted root.json of that repository; absent: @sigstore/tuf's seed for known mirrors. */
   readonly rootPath?: string | undefined;
-  /** Where TUF metadata is cached between refreshes. */
-  readonly cacheDir?: string | undefined;
+  /**
+   * Where TUF metadata is cached between refreshes: a private directory (tufCacheDir), never a shared
+   * one. A root.json found there is the client's trust anchor (TUF spec §5.2: the trusted root is the
+   * last one the client verified), so whoever can write the directory decides what is trusted.
+   */
+  readonly cacheDir: string;
   readonly intervalMs?: number | undefined;
   /** Told about every refresh: `undefined` on success, the error otherwise. */
   readonly onRefresh?: ((error: Error | undefined) => void) | undefined;
@@ -61,7 +68,7 @@ export class TufRefresher {
       const root = await getTrustedRoot({
         mirrorURL: this.options.mirror,
         rootPath: this.options.rootPath,
-        cachePath: this.options.cacheDir ?? defaultCacheDir(),
+        cachePath: this.options.cacheDir,
         timeout: TUF_FETCH_TIMEOUT_MS,
         retry: false,
       });
@@ -79,8 +86,75 @@ export class TufRefresher {
   }
 }
 
-function defaultCacheDir(): string {
-  return path.join(os.tmpdir(), 'provenant-tuf');
+/**
+ * The private TUF cache for one repository and initial root: `<base>/<hash of mirror and root>`, so a
+ * changed `tufRoot` or `tufMirror` starts from its own root instead of metadata an older one left. The
+ * base is `sigstore.tufCacheDir`, else `$XDG_CACHE_HOME/provenant/tuf` or `~/.cache/provenant/tuf`, else
+ * (no writable home, e.g. a read-only root filesystem) a fresh private temp directory.
+ * Throws CONFIG_UNSAFE_DIRECTORY when a directory is not the process's own (see privateDir).
+ */
+export function tufCacheDir(options: {
+  readonly base?: string | undefined;
+  readonly mirror: string;
+  readonly rootPath?: string | undefined;
+}): string {
+  const root =
+    options.rootPath === undefined ? Buffer.from('@sigstore/tuf seed') : readRoot(options.rootPath);
+  const id = createHash('sha256').update(`${options.mirror}\n`).update(root).digest('hex').slice(0, 16);
+  const base = options.base === undefined ? defaultBase() : privateDir(options.base, 'repair');
+  return privateDir(path.join(base, id), 'wipe');
+}
+
+function readRoot(rootPath: string): Buffer {
+  try {
+    return readFileSync(rootPath);
+  } catch (err) {
+    throw new ProvenantError(
+      'CONFIG_UNREADABLE',
+      `cannot read sigstore.tufRoot ${rootPath}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
+  }
+}
+
+let fallbackBase: string | undefined;
+
+function defaultBase(): string {
+  const xdg = process.env['XDG_CACHE_HOME'];
+  const cacheHome = xdg !== undefined && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.cache');
+  try {
+    return privateDir(path.join(cacheHome, 'provenant', 'tuf'), 'repair');
+  } catch (err) {
+    if (err instanceof ProvenantError) throw err;
+    // Not creatable here: a directory mkdtemp makes (mode 0700, new, ours) is private by construction.
+    fallbackBase ??= mkdtempSync(path.join(os.tmpdir(), 'provenant-tuf-'));
+    return fallbackBase;
+  }
+}
+
+/**
+ * Creates `dir` (0700) or checks the one there: it must be a real directory (no symlink) owned by this
+ * process's user. One other users can write or read is made private: `repair` just tightens its mode
+ * (a base, whose subdirectories are checked in turn); `wipe` also removes what it holds, which anyone
+ * may have placed there.
+ */
+function privateDir(dir: string, exposed: 'repair' | 'wipe'): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const stat = lstatSync(dir);
+  const uid = process.getuid?.();
+  if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid)) {
+    throw new ProvenantError(
+      'CONFIG_UNSAFE_DIRECTORY',
+      `TUF cache ${dir} is ${stat.isDirectory() ? `owned by uid ${stat.uid}` : 'not a directory'}: expected a directory of uid ${uid}, which no one else can write`,
+    );
+  }
+  if ((stat.mode & 0o077) !== 0) {
+    if (exposed === 'wipe') {
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir, { mode: 0o700 });
+    }
+    chmodSync(dir, 0o700);
+  }
+  return dir;
 }
 
 /** Sigstore's public-good TUF repository (its initial root ships inside @sigstore/tuf). */
@@ -91,6 +165,7 @@ export interface SigstoreConfig {
   readonly tufMirror?: string | undefined;
   readonly tufRoot?: string | undefined;
   readonly trustedRoot?: string | undefined;
+  readonly tufCacheDir?: string | undefined;
 }
 
 export interface ConfiguredSigstore {
@@ -126,6 +201,7 @@ export function configureSigstore(
   const refresher = new TufRefresher(trust, {
     mirror,
     rootPath: config?.tufRoot,
+    cacheDir: tufCacheDir({ base: config?.tufCacheDir, mirror, rootPath: config?.tufRoot }),
     onRefresh,
   });
   refresher.start();

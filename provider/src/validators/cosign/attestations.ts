@@ -10,7 +10,15 @@ import { dsse } from '@sigstore/core';
 import type { ImageReference } from '../../reference/index.ts';
 import type { RegistryClient } from '../../registry/index.ts';
 import { IN_TOTO_PAYLOAD_TYPE, parseStatement } from './payload.ts';
-import { fetchBundles, fetchJsonBlob, MAX_LEGACY_SIGNATURES, type BundleSignature } from './signatures.ts';
+import {
+  fetchBundles,
+  fetchJsonBlob,
+  MAX_LEGACY_SIGNATURES,
+  merged,
+  unlessBroken,
+  type BundleSignature,
+  type Fetched,
+} from './signatures.ts';
 import { checkBundle, type Check, type CheckOptions, type RootMaterial } from './verify.ts';
 
 export const DSSE_MEDIA_TYPE = 'application/vnd.dsse.envelope.v1+json';
@@ -44,35 +52,42 @@ export async function fetchAttestations(
   image: ImageReference,
   digest: string,
   signal: AbortSignal,
-): Promise<Attestation[]> {
-  const [legacy, bundles] = await Promise.all([
-    fetchLegacyAttestations(registry, image, digest, signal),
-    fetchBundles(registry, image, digest, signal),
-  ]);
-  return [...legacy, ...bundles];
+): Promise<Fetched<Attestation>> {
+  return merged<Attestation>(
+    await Promise.all([
+      fetchLegacyAttestations(registry, image, digest, signal),
+      fetchBundles(registry, image, digest, signal),
+    ]),
+  );
 }
 
+/** Each layer on its own: one broken blob must not hide a valid attestation (signatures.ts). */
 async function fetchLegacyAttestations(
   registry: RegistryClient,
   image: ImageReference,
   digest: string,
   signal: AbortSignal,
-): Promise<LegacyAttestation[]> {
+): Promise<Fetched<LegacyAttestation>> {
   const tag = attestationTag(digest);
   const manifest = await registry.findManifest(image, tag, signal);
-  if (manifest === undefined) return [];
+  if (manifest === undefined) return { items: [], tampered: [] };
   const layers = manifest.layers
     .map((layer, index) => ({ layer, index }))
     .filter(({ layer }) => layer.mediaType === DSSE_MEDIA_TYPE)
     .slice(0, MAX_LEGACY_SIGNATURES);
-  return Promise.all(
-    layers.map(async ({ layer, index }) => ({
-      kind: 'legacy-attestation' as const,
-      source: `${tag} layer ${index}`,
-      envelope: await fetchJsonBlob(registry, image, layer, signal, 'DSSE envelope'),
-      rekorBundle: layer.annotations['dev.sigstore.cosign/bundle'] || undefined,
-    })),
+  const found = await Promise.all(
+    layers.map(({ layer, index }) =>
+      unlessBroken(async () => [
+        {
+          kind: 'legacy-attestation' as const,
+          source: `${tag} layer ${index}`,
+          envelope: await fetchJsonBlob(registry, image, layer, signal, 'DSSE envelope'),
+          rekorBundle: layer.annotations['dev.sigstore.cosign/bundle'] || undefined,
+        },
+      ]),
+    ),
   );
+  return merged(found);
 }
 
 export type AttestationCheck =

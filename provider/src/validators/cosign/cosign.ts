@@ -7,7 +7,7 @@ import type { ValidatorConfig } from '../../config/index.ts';
 import { parseReference } from '../../reference/index.ts';
 import type { ImageReference } from '../../reference/index.ts';
 import type { RegistryClient } from '../../registry/index.ts';
-import { parsePublicKey } from '../../trust/cosign/index.ts';
+import { compileIdentityPattern, parsePublicKey } from '../../trust/cosign/index.ts';
 import type { TrustedRoot } from '@sigstore/protobuf-specs';
 import { overrideTrustedRoot, type SigstoreTrust, type TrustOverrides } from '../../trust/sigstore/index.ts';
 import { ProvenantError, type ErrorCode } from '../../types/errors.ts';
@@ -15,7 +15,7 @@ import type { ValidationRequest, Validated, Validator } from '../types.ts';
 import { loadAttestationRequirement } from './attestation-config.ts';
 import { checkAttestation, fetchAttestations, type AttestationRequirement } from './attestations.ts';
 import { evaluatePolicy, selectRoots, type PolicyOutcome } from './policy.ts';
-import { fetchSignatures, type CosignSignature } from './signatures.ts';
+import { fetchSignatures, signatureId, type CosignSignature } from './signatures.ts';
 import { checkSignature, FAILURE_RANK, type Check, type CheckOptions, type RootMaterial } from './verify.ts';
 
 type CosignValidatorConfig = Extract<ValidatorConfig, { type: 'cosign' }>;
@@ -90,8 +90,9 @@ export class CosignValidator implements Validator {
   async validate({ image, rule, signal }: ValidationRequest): Promise<Validated> {
     const digest = await this.deps.registry.resolveDigest(image, signal);
     const selection = selectRoots(rule.with, [...this.roots.keys()]);
-    const signatures = await fetchSignatures(this.deps.registry, image, digest, signal);
+    const { items: signatures, tampered } = await fetchSignatures(this.deps.registry, image, digest, signal);
     if (signatures.length === 0) {
+      throwIfTampered(tampered, image, digest, 'no readable cosign signature');
       throw this.error(
         'COSIGN_NO_SIGNATURES',
         image,
@@ -104,15 +105,18 @@ export class CosignValidator implements Validator {
       verifySct: rule.with?.verifySCT ?? true,
       trustedRoot: () => this.trustedRoot(),
     };
-    const counts = new Map<string, number>();
+    const valid = new Map<string, ReadonlySet<string>>();
     const rejections = new Map<string, Rejection>();
     for (const name of selection.roots) {
-      const { valid, best } = this.checkRoot(name, signatures, options);
-      counts.set(name, valid);
+      const { ids, best } = this.checkRoot(name, signatures, options);
+      valid.set(name, ids);
       if (best !== undefined) rejections.set(name, best);
     }
-    const outcome = evaluatePolicy(selection, counts);
-    if (!outcome.ok) throw this.rejection(outcome, image, digest, rejections);
+    const outcome = evaluatePolicy(selection, valid, (root) => this.signerOf(root));
+    if (!outcome.ok) {
+      throwIfTampered(tampered, image, digest, 'too few valid cosign signatures');
+      throw this.rejection(outcome, image, digest, rejections);
+    }
     const requirement = await this.attestation;
     if (requirement !== undefined)
       await this.checkAttestations(image, digest, outcome.signers, options, requirement, signal);
@@ -128,7 +132,12 @@ export class CosignValidator implements Validator {
     requirement: AttestationRequirement,
     signal: AbortSignal,
   ): Promise<void> {
-    const attestations = await fetchAttestations(this.deps.registry, image, digest, signal);
+    const { items: attestations, tampered } = await fetchAttestations(
+      this.deps.registry,
+      image,
+      digest,
+      signal,
+    );
     const failures: string[] = [];
     let denied = false;
     for (const name of signers) {
@@ -142,6 +151,7 @@ export class CosignValidator implements Validator {
           failures.push(`${name}: ${check.detail} (${attestation.source})`);
       }
     }
+    throwIfTampered(tampered, image, digest, `no valid ${requirement.predicateType} attestation`);
     const found = failures.length === 0 ? '' : ` (${failures.join('; ')})`;
     if (denied) {
       throw this.error(
@@ -161,19 +171,33 @@ export class CosignValidator implements Validator {
     name: string,
     signatures: readonly CosignSignature[],
     options: CheckOptions,
-  ): { valid: number; best: Rejection | undefined } {
-    const root = this.roots.get(name);
-    // Config loading refuses rules naming unknown roots; this guards a programming error.
-    if (root === undefined) throw new Error(`validator ${this.name} has no trust root ${name}`);
-    let valid = 0;
+  ): { ids: ReadonlySet<string>; best: Rejection | undefined } {
+    const root = this.root(name);
+    const ids = new Set<string>();
     let best: Rejection | undefined;
     for (const sig of signatures) {
       const check = checkSignature(sig, root, options);
-      if (check.ok) valid++;
+      if (check.ok) ids.add(signatureId(sig));
       else if (best === undefined || FAILURE_RANK[check.failure] > FAILURE_RANK[best.failure])
         best = { ...check, source: sig.source };
     }
-    return { valid, best };
+    return { ids, best };
+  }
+
+  private root(name: string): RootMaterial {
+    const root = this.roots.get(name);
+    // Config loading refuses rules naming unknown roots; this guards a programming error.
+    if (root === undefined) throw new Error(`validator ${this.name} has no trust root ${name}`);
+    return root;
+  }
+
+  /** Who stands behind a root: its key, or its keyless identity; two roots with one signer count once. */
+  private signerOf(name: string): string {
+    const root = this.root(name);
+    if (root.kind === 'key')
+      return `key:${root.key.key.export({ type: 'spki', format: 'der' }).toString('base64')}`;
+    const { issuer, issuerRegex, subject, subjectRegex } = root.identity;
+    return `keyless:${JSON.stringify([issuer, issuerRegex?.source, subject, subjectRegex?.source])}`;
   }
 
   private rejection(
@@ -191,7 +215,7 @@ export class CosignValidator implements Validator {
         return this.error(
           'COSIGN_THRESHOLD_NOT_MET',
           image,
-          `image ${image.original} (${digest}) has too few valid cosign signatures: expected at least ${outcome.needed}, found ${outcome.found}${because}`,
+          `image ${image.original} (${digest}) has too few valid cosign signatures: expected at least ${outcome.needed} from distinct signers, found ${outcome.found}${because}`,
         );
       case 'required':
         return this.error(
@@ -275,35 +299,51 @@ export class CosignValidator implements Validator {
 }
 
 function rootMaterial(validator: string, root: CosignValidatorConfig['trustRoots'][number]): RootMaterial {
-  if (root.key !== undefined) {
-    try {
-      return { name: root.name, kind: 'key', key: parsePublicKey(root.key) };
-    } catch (err) {
-      throw new ProvenantError(
-        'CONFIG_INVALID',
-        `validator ${validator}, trust root "${root.name}": ${(err as Error).message}`,
-        { cause: err },
-      );
-    }
-  }
-  const k = root.keyless;
-  if (k === undefined) {
-    // Config semantics guarantee key or keyless for cosign roots.
+  try {
+    return parseRootMaterial(root);
+  } catch (err) {
     throw new ProvenantError(
       'CONFIG_INVALID',
-      `validator ${validator}, trust root "${root.name}": expected key or keyless`,
+      `validator ${validator}, trust root "${root.name}": ${(err as Error).message}`,
+      { cause: err },
     );
   }
+}
+
+/** Config semantics guarantee key or keyless and RE2 patterns; this re-checks for validators built without it. */
+function parseRootMaterial(root: CosignValidatorConfig['trustRoots'][number]): RootMaterial {
+  if (root.key !== undefined) return { name: root.name, kind: 'key', key: parsePublicKey(root.key) };
+  const k = root.keyless;
+  if (k === undefined) throw new Error('expected key or keyless');
   return {
     name: root.name,
     kind: 'keyless',
     identity: {
       issuer: k.issuer,
       subject: k.subject,
-      issuerRegex: k.issuerRegex === undefined ? undefined : new RegExp(k.issuerRegex),
-      subjectRegex: k.subjectRegex === undefined ? undefined : new RegExp(k.subjectRegex),
+      issuerRegex: k.issuerRegex === undefined ? undefined : compileIdentityPattern(k.issuerRegex),
+      subjectRegex: k.subjectRegex === undefined ? undefined : compileIdentityPattern(k.subjectRegex),
     },
   };
+}
+
+/**
+ * When nothing admits the image, tampering wins over any other explanation: a signature object whose
+ * bytes do not match its digest is an attack (or a broken proxy), not an unsigned image.
+ */
+function throwIfTampered(
+  tampered: readonly ProvenantError[],
+  image: ImageReference,
+  digest: string,
+  found: string,
+): void {
+  const first = tampered[0];
+  if (first === undefined) return;
+  throw new ProvenantError(
+    first.code,
+    `image ${image.original} (${digest}) has ${found}, and ${tampered.length} signature object(s) in the registry were tampered with: ${first.message}`,
+    { image: image.original, cause: first },
+  );
 }
 
 function sameRepository(dockerReference: string, image: ImageReference): boolean {

@@ -6,9 +6,11 @@
  * - cosign v3: Sigstore bundles (`application/vnd.dev.sigstore.bundle.v0.3+json`) in manifests that
  *   name the image as their `subject`, found with the OCI referrers API or its tag-schema fallback.
  */
+import { createHash } from 'node:crypto';
 import type { ImageReference } from '../../reference/index.ts';
 import { checkJsonDocument, type Descriptor, type RegistryClient } from '../../registry/index.ts';
 import { ProvenantError, type ErrorCode } from '../../types/errors.ts';
+import { asObject, parseObject } from './payload.ts';
 
 export const SIMPLE_SIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json';
 export const BUNDLE_ARTIFACT_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
@@ -54,18 +56,50 @@ export function signatureTag(digest: string): string {
   return `${digest.replace(':', '-')}.sig`;
 }
 
+/**
+ * What makes two stored signatures the same one: the signature bytes (legacy annotation, or the one
+ * DSSE / message signature of a bundle), not where or how they are stored, so a layer copied in the
+ * `.sig` manifest or a bundle pushed twice or re-serialised is one signature (policy.ts counts them).
+ */
+export function signatureId(sig: CosignSignature): string {
+  const bytes =
+    sig.kind === 'legacy' ? Buffer.from(sig.signature, 'base64') : bundleSignatureBytes(sig.bytes);
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function bundleSignatureBytes(bundle: Buffer): Buffer {
+  const json = parseObject(bundle);
+  const dsse = asObject(json?.['dsseEnvelope'])?.['signatures'];
+  const signature = Array.isArray(dsse)
+    ? asObject(dsse[0])?.['sig']
+    : asObject(json?.['messageSignature'])?.['signature'];
+  // An unreadable bundle never verifies; its own bytes keep it distinct from the others.
+  return typeof signature === 'string' ? Buffer.from(signature, 'base64') : bundle;
+}
+
+/**
+ * What was found, and what was tampered with: objects whose bytes do not hash to the digest that
+ * names them. They are skipped so they cannot hide a valid signature next to them, but they are
+ * reported when nothing valid is found (cosign.ts), never mistaken for "no signatures".
+ */
+export interface Fetched<T> {
+  readonly items: readonly T[];
+  readonly tampered: readonly ProvenantError[];
+}
+
 /** Every signature cosign may have stored for `digest`, legacy and bundles fetched concurrently. */
 export async function fetchSignatures(
   registry: RegistryClient,
   image: ImageReference,
   digest: string,
   signal: AbortSignal,
-): Promise<CosignSignature[]> {
-  const [legacy, bundles] = await Promise.all([
-    fetchLegacy(registry, image, digest, signal),
-    fetchBundles(registry, image, digest, signal),
-  ]);
-  return [...legacy, ...bundles];
+): Promise<Fetched<CosignSignature>> {
+  return merged<CosignSignature>(
+    await Promise.all([
+      fetchLegacy(registry, image, digest, signal),
+      fetchBundles(registry, image, digest, signal),
+    ]),
+  );
 }
 
 async function fetchLegacy(
@@ -73,28 +107,30 @@ async function fetchLegacy(
   image: ImageReference,
   digest: string,
   signal: AbortSignal,
-): Promise<LegacySignature[]> {
+): Promise<Fetched<LegacySignature>> {
   const tag = signatureTag(digest);
   const manifest = await registry.findManifest(image, tag, signal);
-  if (manifest === undefined) return [];
+  if (manifest === undefined) return { items: [], tampered: [] };
   const layers = manifest.layers
     .map((layer, index) => ({ layer, index }))
     .filter(({ layer }) => layer.annotations[ANNOTATION.signature] !== undefined)
     .slice(0, MAX_LEGACY_SIGNATURES);
   const found = await Promise.all(
     layers.map(({ layer, index }) =>
-      unlessBroken(async () => ({
-        kind: 'legacy' as const,
-        source: `${tag} layer ${index}`,
-        payload: await fetchJsonBlob(registry, image, layer, signal, 'simple-signing payload'),
-        signature: layer.annotations[ANNOTATION.signature] as string,
-        certificate: nonEmpty(layer.annotations[ANNOTATION.certificate]),
-        chain: nonEmpty(layer.annotations[ANNOTATION.chain]),
-        rekorBundle: nonEmpty(layer.annotations[ANNOTATION.rekorBundle]),
-      })),
+      unlessBroken(async () => [
+        {
+          kind: 'legacy' as const,
+          source: `${tag} layer ${index}`,
+          payload: await fetchJsonBlob(registry, image, layer, signal, 'simple-signing payload'),
+          signature: layer.annotations[ANNOTATION.signature] as string,
+          certificate: nonEmpty(layer.annotations[ANNOTATION.certificate]),
+          chain: nonEmpty(layer.annotations[ANNOTATION.chain]),
+          rekorBundle: nonEmpty(layer.annotations[ANNOTATION.rekorBundle]),
+        },
+      ]),
     ),
   );
-  return found.flat();
+  return merged(found);
 }
 
 export async function fetchBundles(
@@ -102,7 +138,7 @@ export async function fetchBundles(
   image: ImageReference,
   digest: string,
   signal: AbortSignal,
-): Promise<BundleSignature[]> {
+): Promise<Fetched<BundleSignature>> {
   const referrers = await registry.listReferrers(image, digest, signal, {
     artifactType: BUNDLE_ARTIFACT_TYPE,
   });
@@ -111,21 +147,25 @@ export async function fetchBundles(
       .slice(0, MAX_BUNDLE_REFERRERS)
       .map((d) => unlessBroken(() => fetchBundle(registry, image, digest, d, signal))),
   );
-  return found.flat(2);
+  return merged(found);
 }
 
 /**
  * One broken signature (a blob that does not match its digest, a referrer that is not a manifest) must
- * not hide the valid ones next to it: it is skipped. Transient failures still fail the whole request,
- * so an outage is never mistaken for "unsigned".
+ * not hide the valid ones next to it: it is skipped, and a digest mismatch is kept as tampering.
+ * Transient failures still fail the whole request, so an outage is never mistaken for "unsigned".
  */
-async function unlessBroken<T>(fetch: () => Promise<T>): Promise<T[]> {
+export async function unlessBroken<T>(fetch: () => Promise<readonly T[]>): Promise<Fetched<T>> {
   try {
-    return [await fetch()];
+    return { items: await fetch(), tampered: [] };
   } catch (err) {
-    if (err instanceof ProvenantError && BROKEN_CONTENT.has(err.code)) return [];
-    throw err;
+    if (!(err instanceof ProvenantError && BROKEN_CONTENT.has(err.code))) throw err;
+    return { items: [], tampered: err.code === 'REGISTRY_DIGEST_MISMATCH' ? [err] : [] };
   }
+}
+
+export function merged<T>(parts: readonly Fetched<T>[]): Fetched<T> {
+  return { items: parts.flatMap((p) => p.items), tampered: parts.flatMap((p) => p.tampered) };
 }
 
 /** Failures that are a property of one stored object; access and availability errors are not. */

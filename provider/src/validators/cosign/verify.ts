@@ -18,7 +18,7 @@ import {
   type Signer,
   type TrustMaterial,
 } from '@sigstore/verify';
-import type { CosignPublicKey } from '../../trust/cosign/keys.ts';
+import type { CosignPublicKey, IdentityPattern } from '../../trust/cosign/index.ts';
 import { trustMaterial } from '../../trust/sigstore/trusted-root.ts';
 import { legacyToBundle } from './legacy-bundle.ts';
 import {
@@ -32,9 +32,9 @@ import type { BundleSignature, CosignSignature, LegacySignature } from './signat
 
 export interface KeylessIdentity {
   readonly issuer?: string | undefined;
-  readonly issuerRegex?: RegExp | undefined;
+  readonly issuerRegex?: IdentityPattern | undefined;
   readonly subject?: string | undefined;
-  readonly subjectRegex?: RegExp | undefined;
+  readonly subjectRegex?: IdentityPattern | undefined;
 }
 
 export type RootMaterial =
@@ -133,8 +133,15 @@ export function checkBundle(
   if (root.kind === 'key') {
     if (material !== 'publicKey')
       return fail('signature', `the bundle is signed with a certificate, trust root "${root.name}" is a key`);
+    // The bundle spec allows exactly one DSSE signature; a second could smuggle in a copied one.
+    const [only, ...more] = envelope.signatures;
+    if (only === undefined || more.length > 0)
+      return fail(
+        'malformed',
+        `the DSSE envelope holds ${envelope.signatures.length} signatures, expected one`,
+      );
     const pae = dsse.preAuthEncoding(envelope.payloadType, envelope.payload);
-    if (!envelope.signatures.some((s) => root.key.verify(pae, s.sig)))
+    if (!root.key.verify(pae, only.sig))
       return fail(
         'signature',
         `the DSSE signature does not verify under the key of trust root "${root.name}"`,

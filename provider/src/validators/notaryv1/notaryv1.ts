@@ -5,7 +5,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 
-import type { RuleConfig, TrustRootConfig, ValidatorConfig } from '../../config/index.ts';
+import type { RegistryConfig, RuleConfig, TrustRootConfig, ValidatorConfig } from '../../config/index.ts';
 import type { ImageReference } from '../../reference/index.ts';
 import {
   NotaryClient,
@@ -30,6 +30,8 @@ export interface NotaryV1Options {
   readonly versions?: VersionMemory;
   /** Basic credentials for the Notary server's token server (from its `registries:` entry). */
   readonly credentials?: NotaryCredentials | undefined;
+  /** The `registries:` section, for the egress policy of the Notary client. */
+  readonly registries?: readonly RegistryConfig[] | undefined;
 }
 
 /** The Notary GUN: registry and repository, with Docker Hub spelled `docker.io` (Connaisseur). */
@@ -53,6 +55,7 @@ export class NotaryV1Validator implements Validator {
       requestTimeoutMs: options.requestTimeoutMs,
       maxRetries: options.maxRetries,
       credentials: options.credentials,
+      registries: options.registries,
     });
     this.roots = new Map(
       config.trustRoots.map((r: TrustRootConfig) => [r.name, parseTrustRootKey(r.key ?? '')]),

@@ -3,6 +3,11 @@ import { evaluatePolicy, selectRoots } from '../../../src/validators/cosign/poli
 
 const roots = ['alice', 'bob', 'charlie'];
 
+/** Valid signature ids per root: `valid({ alice: ['s1', 's2'] })`. */
+function valid(byRoot: Record<string, string[]>): Map<string, Set<string>> {
+  return new Map(Object.entries(byRoot).map(([root, ids]) => [root, new Set(ids)]));
+}
+
 describe('cosign rule semantics (Connaisseur)', () => {
   it.each([
     [
@@ -32,22 +37,44 @@ describe('cosign rule semantics (Connaisseur)', () => {
     expect(selectRoots(options, roots)).toEqual(expected);
   });
 
-  it('counts signatures, not distinct roots, against the threshold', () => {
+  it('counts distinct signers, not signatures: one root signing twice is one (stricter than Connaisseur)', () => {
     const selection = selectRoots({ trustRoot: '*', threshold: 2 }, roots);
-    expect(evaluatePolicy(selection, new Map([['alice', 2]]))).toEqual({ ok: true, signers: ['alice'] });
+    expect(evaluatePolicy(selection, valid({ alice: ['s1', 's2'] }))).toEqual({
+      ok: false,
+      reason: 'threshold',
+      found: 1,
+      needed: 2,
+    });
+    expect(evaluatePolicy(selection, valid({ alice: ['s1'], bob: ['s2'] }))).toEqual({
+      ok: true,
+      signers: ['alice', 'bob'],
+    });
+  });
+
+  it('counts one signature valid for two roots once', () => {
+    const selection = selectRoots({ trustRoot: '*', threshold: 2 }, roots);
+    expect(evaluatePolicy(selection, valid({ alice: ['s1'], bob: ['s1'] }))).toMatchObject({
+      reason: 'threshold',
+      found: 1,
+    });
+    // With a second signature either root can take the other one: a matching, not a greedy pick.
+    expect(evaluatePolicy(selection, valid({ alice: ['s1', 's2'], bob: ['s1'] }))).toMatchObject({
+      ok: true,
+    });
+  });
+
+  it('counts roots with one signer (the same key) once', () => {
+    const selection = selectRoots({ trustRoot: '*', threshold: 2 }, roots);
+    const sameKey = (root: string): string => (root === 'bob' ? 'alice' : root);
+    expect(evaluatePolicy(selection, valid({ alice: ['s1'], bob: ['s2'] }), sameKey)).toMatchObject({
+      reason: 'threshold',
+      found: 1,
+    });
   });
 
   it('reports a threshold that is not met with what was found', () => {
     const selection = selectRoots({ trustRoot: '*' }, roots);
-    expect(
-      evaluatePolicy(
-        selection,
-        new Map([
-          ['alice', 1],
-          ['bob', 1],
-        ]),
-      ),
-    ).toEqual({
+    expect(evaluatePolicy(selection, valid({ alice: ['a1'], bob: ['b1'] }))).toEqual({
       ok: false,
       reason: 'threshold',
       found: 2,
@@ -56,17 +83,9 @@ describe('cosign rule semantics (Connaisseur)', () => {
   });
 
   it('checks the threshold before the required roots', () => {
-    const selection = selectRoots({ trustRoot: '*', threshold: 3, required: ['charlie'] }, roots);
-    expect(evaluatePolicy(selection, new Map([['alice', 1]]))).toMatchObject({ reason: 'threshold' });
-    expect(
-      evaluatePolicy(
-        selection,
-        new Map([
-          ['alice', 2],
-          ['bob', 1],
-        ]),
-      ),
-    ).toEqual({
+    const selection = selectRoots({ trustRoot: '*', threshold: 2, required: ['charlie'] }, roots);
+    expect(evaluatePolicy(selection, valid({ alice: ['a1'] }))).toMatchObject({ reason: 'threshold' });
+    expect(evaluatePolicy(selection, valid({ alice: ['a1'], bob: ['b1'], charlie: [] }))).toEqual({
       ok: false,
       reason: 'required',
       missing: ['charlie'],
@@ -75,7 +94,7 @@ describe('cosign rule semantics (Connaisseur)', () => {
 
   it('requires required roots even with a named trust root', () => {
     const selection = selectRoots({ trustRoot: 'alice', required: ['bob'] }, roots);
-    expect(evaluatePolicy(selection, new Map([['alice', 1]]))).toEqual({
+    expect(evaluatePolicy(selection, valid({ alice: ['a1'] }))).toEqual({
       ok: false,
       reason: 'required',
       missing: ['bob'],

@@ -1,0 +1,1 @@
+export { compileGlob, GlobSyntaxError, type Glob, type GlobToken } from './glob.ts';
