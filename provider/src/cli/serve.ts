@@ -2,6 +2,7 @@
 import { ConfigWatcher } from '../config/index.ts';
 import { startServer } from '../http/index.ts';
 import { Metrics, createLogger, type Logger } from '../observability/index.ts';
+import { closeParseWorkers } from '../registry/index.ts';
 import { Runtime } from '../service/index.ts';
 import type { Parsed } from './args.ts';
 import { loadConfig } from './load.ts';
@@ -84,6 +85,7 @@ export async function serve(args: Parsed, shutdown: Shutdown): Promise<number> {
   // caches close without failing a verification in flight.
   await server.close();
   await runtime.close();
+  await closeParseWorkers();
   logger.info('stopped');
   return 0;
 }

@@ -4,13 +4,13 @@
  * size-limited before it was read and hashed against the digest it was asked for; every connection
  * passed the egress policy (egress.ts). Authentication lives in auth.ts, redirects in redirects.ts.
  */
-import { createHash } from 'node:crypto';
 import type { RegistryConfig } from '../config/index.ts';
 import { registryApiHost, type ImageReference } from '../reference/index.ts';
 import { ProvenantError } from '../types/errors.ts';
 import { credentialsMayGo, parseToken, requestToken, TokenCache, tokenRealm } from './auth.ts';
 import { parseChallenge, type Challenge } from './challenge.ts';
 import { basicHeader, CredentialStore, type CredentialSource } from './credentials/index.ts';
+import { digestOf } from './digest.ts';
 import { EgressPolicy, type EgressOptions } from './egress.ts';
 import { RegistryHosts } from './hosts.ts';
 import { DIGEST_PATTERN, parseManifest, type Descriptor, type Manifest } from './manifest.ts';
@@ -109,14 +109,14 @@ export class RegistryClient {
     });
     if (res.status === 404) return undefined;
     expectOk(res, ref, 'manifest');
-    const digest = verifyDigest(
+    const digest = await verifyDigest(
       res.body,
       tagOrDigest.includes(':') ? tagOrDigest : undefined,
       ref,
       'manifest',
     );
-    checkAdvertisedDigest(res, ref);
-    return parseManifest(res.body, digest, res.headers['content-type'], ref.original);
+    await checkAdvertisedDigest(res, ref);
+    return parseManifest(res.body, digest, res.headers['content-type'], ref.original, signal);
   }
 
   /** A blob's bytes, refused above the limit before reading, and hashed against its digest. */
@@ -144,7 +144,7 @@ export class RegistryClient {
       maxBytes,
     });
     expectOk(res, ref, 'blob');
-    verifyDigest(res.body, descriptor.digest, ref, 'blob');
+    await verifyDigest(res.body, descriptor.digest, ref, 'blob');
     return res.body;
   }
 
@@ -169,12 +169,13 @@ export class RegistryClient {
       index = await this.findManifest(ref, digest.replace(':', '-'), signal);
     } else {
       expectOk(res, ref, 'referrers index');
-      checkAdvertisedDigest(res, ref);
-      index = parseManifest(
+      await checkAdvertisedDigest(res, ref);
+      index = await parseManifest(
         res.body,
-        digestOf(res.body, 'sha256'),
+        await digestOf(res.body, 'sha256'),
         res.headers['content-type'],
         ref.original,
+        signal,
       );
     }
     const found = index?.manifests ?? [];
@@ -376,10 +377,10 @@ function tokenFailure(res: HttpResponse, ref: ImageReference, route: Route, real
 }
 
 /** A Docker-Content-Digest header, when sent, must name the bytes that came with it: otherwise something in the path rewrote them. */
-function checkAdvertisedDigest(res: HttpResponse, ref: ImageReference): void {
+async function checkAdvertisedDigest(res: HttpResponse, ref: ImageReference): Promise<void> {
   const advertised = res.headers['docker-content-digest'];
   if (advertised === undefined) return;
-  const actual = digestOf(res.body, advertised.startsWith('sha512:') ? 'sha512' : 'sha256');
+  const actual = await digestOf(res.body, advertised.startsWith('sha512:') ? 'sha512' : 'sha256');
   if (advertised === actual) return;
   throw new ProvenantError(
     'REGISTRY_DIGEST_MISMATCH',
@@ -388,19 +389,15 @@ function checkAdvertisedDigest(res: HttpResponse, ref: ImageReference): void {
   );
 }
 
-function digestOf(body: Buffer, algorithm: 'sha256' | 'sha512'): string {
-  return `${algorithm}:${createHash(algorithm).update(body).digest('hex')}`;
-}
-
 /** Hashes `body` with the expected digest's algorithm (sha256 when none is expected) and compares. */
-function verifyDigest(
+async function verifyDigest(
   body: Buffer,
   expected: string | undefined,
   ref: ImageReference,
   what: 'manifest' | 'blob',
-): string {
+): Promise<string> {
   const algorithm = expected?.startsWith('sha512:') === true ? 'sha512' : 'sha256';
-  const found = digestOf(body, algorithm);
+  const found = await digestOf(body, algorithm);
   if (expected !== undefined && expected !== found) {
     throw new ProvenantError(
       'REGISTRY_DIGEST_MISMATCH',

@@ -12,6 +12,7 @@ import type { RegistryClient } from '../../registry/index.ts';
 import { IN_TOTO_PAYLOAD_TYPE, parseStatement } from './payload.ts';
 import {
   fetchBundles,
+  fetchJsonBlob,
   MAX_LEGACY_SIGNATURES,
   merged,
   unlessBroken,
@@ -80,7 +81,7 @@ async function fetchLegacyAttestations(
         {
           kind: 'legacy-attestation' as const,
           source: `${tag} layer ${index}`,
-          envelope: await registry.fetchBlob(image, layer, signal),
+          envelope: await fetchJsonBlob(registry, image, layer, signal, 'DSSE envelope'),
           rekorBundle: layer.annotations['dev.sigstore.cosign/bundle'] || undefined,
         },
       ]),

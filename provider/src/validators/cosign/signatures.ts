@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ImageReference } from '../../reference/index.ts';
-import type { Descriptor, RegistryClient } from '../../registry/index.ts';
+import { checkJsonDocument, type Descriptor, type RegistryClient } from '../../registry/index.ts';
 import { ProvenantError, type ErrorCode } from '../../types/errors.ts';
 import { asObject, parseObject } from './payload.ts';
 
@@ -121,7 +121,7 @@ async function fetchLegacy(
         {
           kind: 'legacy' as const,
           source: `${tag} layer ${index}`,
-          payload: await registry.fetchBlob(image, layer, signal),
+          payload: await fetchJsonBlob(registry, image, layer, signal, 'simple-signing payload'),
           signature: layer.annotations[ANNOTATION.signature] as string,
           certificate: nonEmpty(layer.annotations[ANNOTATION.certificate]),
           chain: nonEmpty(layer.annotations[ANNOTATION.chain]),
@@ -193,9 +193,23 @@ async function fetchBundle(
     {
       kind: 'bundle',
       source: `referrer ${referrer.digest}`,
-      bytes: await registry.fetchBlob(image, layer, signal),
+      bytes: await fetchJsonBlob(registry, image, layer, signal, 'Sigstore bundle'),
     },
   ];
+}
+
+/**
+ * A blob that is parsed as JSON on the event loop later: checked first, off the loop, to be JSON that
+ * parses quickly (see registry/json-worker.ts); one that is not counts as broken content.
+ */
+export async function fetchJsonBlob(
+  registry: RegistryClient,
+  image: ImageReference,
+  layer: Descriptor,
+  signal: AbortSignal,
+  what: string,
+): Promise<Buffer> {
+  return checkJsonDocument(await registry.fetchBlob(image, layer, signal), what, image.original, signal);
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
