@@ -18,13 +18,16 @@ export interface ConfigWatcherEvents {
 
 export class ConfigWatcher {
   private settle: NodeJS.Timeout | undefined;
+  private readonly firstCheck: NodeJS.Timeout;
+  /** The file as last read (or as found when watching began), so one change is reloaded once. */
+  private seen: Stats | undefined;
   // A file rewritten in place can be seen half written: reload only once its stat stops changing.
   private readonly listener = (curr: Stats): void => {
     clearTimeout(this.settle);
     this.settle = setTimeout(() => {
       const now = statSync(this.path, { throwIfNoEntry: false });
-      if (now !== undefined && (now.mtimeMs !== curr.mtimeMs || now.size !== curr.size)) this.listener(now);
-      else this.reload();
+      if (now !== undefined && changed(now, curr)) this.listener(now);
+      else if (now === undefined || this.seen === undefined || changed(now, this.seen)) this.reload();
     }, CONFIG_SETTLE_MS);
   };
 
@@ -33,10 +36,20 @@ export class ConfigWatcher {
     private readonly events: ConfigWatcherEvents,
     intervalMs = CONFIG_POLL_INTERVAL_MS,
   ) {
+    this.seen = statSync(path, { throwIfNoEntry: false });
     watchFile(path, { interval: intervalMs, persistent: false }, this.listener);
+    // watchFile takes its own first stat later, on the thread pool: a change made before that (a busy
+    // start) would become its baseline and never be reported. One comparison with the stat taken here
+    // closes that gap.
+    this.firstCheck = setTimeout(() => {
+      const now = statSync(path, { throwIfNoEntry: false });
+      if (now !== undefined && (this.seen === undefined || changed(now, this.seen))) this.listener(now);
+    }, intervalMs);
+    this.firstCheck.unref();
   }
 
   reload(): void {
+    this.seen = statSync(this.path, { throwIfNoEntry: false });
     try {
       this.events.onReload(loadConfigFile(this.path));
     } catch (err) {
@@ -46,6 +59,11 @@ export class ConfigWatcher {
 
   close(): void {
     clearTimeout(this.settle);
+    clearTimeout(this.firstCheck);
     unwatchFile(this.path, this.listener);
   }
+}
+
+function changed(a: Stats, b: Stats): boolean {
+  return a.mtimeMs !== b.mtimeMs || a.size !== b.size || a.ino !== b.ino;
 }

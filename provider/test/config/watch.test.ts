@@ -1,3 +1,6 @@
+import { pbkdf2 } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,6 +15,8 @@ const POLL_INTERVAL_MS = 50;
 // Long enough for the watcher's first stat, so a write is seen as a change rather than the baseline.
 const SETTLE_MS = 4 * POLL_INTERVAL_MS;
 const WAIT = { timeout: 5000, interval: 20 };
+const THREAD_POOL_SIZE = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4);
+const pbkdf2Async = promisify(pbkdf2);
 
 function configText(port: number, validator = 'default'): string {
   return `
@@ -90,6 +95,25 @@ describe('ConfigWatcher', () => {
     await vi.waitFor(() => expect(onError).toHaveBeenCalled(), WAIT);
     expect(onError.mock.calls.at(-1)?.[0].code).toBe('CONFIG_UNREADABLE');
     expect(onReload).not.toHaveBeenCalled();
+  });
+
+  it('reports a change made before its first poll, as on a busy start', async () => {
+    const early = vi.fn<(loaded: LoadedConfig) => void>();
+    // Occupy every thread of libuv's pool, as a busy start does, so watchFile's own first stat waits
+    // until after the write below: that stat takes the changed file as its baseline and never reports it.
+    const busy = Array.from({ length: THREAD_POOL_SIZE }, () => pbkdf2Async('x', 'y', 300_000, 32, 'sha256'));
+    // Another file: Node shares one stat poller per path, and this one's is already running.
+    const other = join(dir, 'other.yaml');
+    writeFileSync(other, configText(8443));
+    const starting = new ConfigWatcher(other, { onReload: early, onError: vi.fn() }, POLL_INTERVAL_MS);
+    writeFileSync(other, configText(9443));
+    await Promise.all(busy);
+    try {
+      await vi.waitFor(() => expect(early).toHaveBeenCalledTimes(1), WAIT);
+      expect(early.mock.calls[0]?.[0].config.server.port).toBe(9443);
+    } finally {
+      starting.close();
+    }
   });
 
   it('reports nothing after it is closed', async () => {

@@ -113,7 +113,7 @@ describe('provenant policy test', () => {
     const deny = await verdict('verified-images');
     expect(deny.stdout).toMatch(/^denied +Pod\/default\/untrusted$/m);
     expect(deny.stdout).toMatch(
-      /\[deny\]: containers "app" has an untrusted image "registry\.example\.com\/untrusted\/app:1\.0@sha256:[0-9a-f]{64}": POLICY_STATIC_DENY: /,
+      /\[deny\]: containers "app" has an untrusted image "registry\.example\.com\/untrusted\/app@sha256:[0-9a-f]{64}": POLICY_STATIC_DENY: /,
     );
     expect(deny.code).toBe(1);
     expect((await verdict('warn')).stdout).toMatch(/^warned +Pod\/default\/untrusted$/m);
