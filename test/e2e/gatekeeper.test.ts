@@ -180,20 +180,26 @@ server:
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
-  it("serves Provenant only to clients with a certificate from Gatekeeper's CA", async () => {
+  it("serves verifications only to clients with a certificate from Gatekeeper's CA, probes to anyone", async () => {
     const body = JSON.stringify({ kind: 'ProviderRequest', request: { keys: [trusted.reference] } });
     const withoutCert = new Agent({ connect: { ca: provenantCaPem } });
     try {
-      const refused = request(`${provenant.url}/v1/verify`, {
+      const refused = await request(`${provenant.url}/v1/verify`, {
         method: 'POST',
+        headers: { 'content-type': 'application/json' },
         body,
         dispatcher: withoutCert,
       });
-      await expect(refused.then((r) => r.body.text())).rejects.toThrow();
+      expect(refused.statusCode).toBe(403);
+      expect(await refused.body.text()).toContain('REQUEST_CLIENT_CERTIFICATE_REQUIRED');
+      // kubelet probes present no client certificate.
+      const probe = await request(`${provenant.url}/readyz`, { dispatcher: withoutCert });
+      expect(probe.statusCode).toBe(200);
+      await probe.body.dump();
     } finally {
       await withoutCert.close();
     }
-    expect(provenant.output()).toMatch(/client certificates required/);
+    expect(provenant.output()).toMatch(/client certificates required for \/v1\//);
   });
 
   it('admits a Pod with a trusted tag and stores it pinned to the registry digest', async () => {
