@@ -70,7 +70,10 @@ async function answer(
   const systemError =
     outcomes === undefined ? deadlineError(keys.length, requestDeadlineMs) : firstTransient(outcomes);
   if (systemError !== undefined) {
-    reply.log.warn({ code: systemError.code, image: systemError.image }, systemError.message);
+    reply.log.warn(
+      { code: systemError.code, image: systemError.image, cause: systemError.causeSummary() },
+      systemError.message,
+    );
     requestOutcome.set(reply.request, 'system_error');
     return providerResponse([], systemError.toItemError());
   }

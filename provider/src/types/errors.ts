@@ -233,7 +233,28 @@ export class ProvenantError extends Error {
   toItemError(): string {
     return `${this.code}: ${this.message}`;
   }
+
+  /**
+   * What the causes say about the network, for the operator's log only (clients never see it: socket
+   * details would map the cluster's network for whoever created the pod). Codes, syscalls, addresses
+   * and ports only, never cause messages, which can quote a response body (a token, say).
+   */
+  causeSummary(): string | undefined {
+    const parts: string[] = [];
+    let cause: unknown = this.cause;
+    for (let depth = 0; depth < MAX_CAUSE_DEPTH && typeof cause === 'object' && cause !== null; depth++) {
+      const c = cause as Record<string, unknown>;
+      const fields = [c['code'], c['syscall'], c['address'], c['port']].filter(
+        (f) => typeof f === 'string' || typeof f === 'number',
+      );
+      if (fields.length > 0) parts.push(fields.join(' '));
+      cause = c['cause'];
+    }
+    return parts.length > 0 ? parts.join(' <- ') : undefined;
+  }
 }
+
+const MAX_CAUSE_DEPTH = 5;
 
 /** Wraps anything thrown into a ProvenantError, keeping ProvenantErrors as they are. */
 export function toProvenantError(err: unknown, image?: string): ProvenantError {
