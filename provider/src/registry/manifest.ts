@@ -4,6 +4,7 @@
  * loop when the body is large: json-worker.ts).
  */
 import { ProvenantError } from '../types/errors.ts';
+import { preview } from '../types/preview.ts';
 import { INLINE_PARSE_MAX_BYTES, parseJson, parseOffThread, UnusableJson } from './json-worker.ts';
 
 /** A content descriptor (OCI image-spec "Descriptor"). */
@@ -138,9 +139,9 @@ function parseDescriptor(value: unknown, at: string): Descriptor {
   const digest = d['digest'];
   const size = d['size'];
   if (typeof digest !== 'string' || !DIGEST_PATTERN.test(digest))
-    throw new UnusableJson(`${at}.digest ${JSON.stringify(digest ?? null)}`);
+    throw new UnusableJson(`${at}.digest ${preview(digest ?? null)}`);
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
-    throw new UnusableJson(`${at}.size ${JSON.stringify(size ?? null)}`);
+    throw new UnusableJson(`${at}.size ${preview(size ?? null)}`);
   return {
     mediaType: typeof d['mediaType'] === 'string' ? d['mediaType'] : '',
     digest,
