@@ -112,7 +112,7 @@ describe('manifests, indexes and referrers responses (parseManifest)', () => {
       else expect(result.value.layers.length === 0 || result.value.manifests.length === 0).toBe(true);
     },
     {
-      runs: 1500,
+      runs: 600,
       examples: [
         [DEEP_DIGEST, undefined],
         [DEEP_SIZE, OCI_INDEX],

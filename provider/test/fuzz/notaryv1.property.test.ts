@@ -124,7 +124,7 @@ describe('Notary v1 TUF metadata', () => {
       if (!result.ok) expectOneOf(result.error, MAPPED);
     },
     {
-      runs: 1500,
+      runs: 500,
       examples: [
         [ROLES[0], DEEP_SIGNED],
         [ROLES[1], DEEP_VERSION],
