@@ -81,7 +81,7 @@ function parse(body: Buffer, type?: string): Promise<Manifest> {
 }
 
 /** The descriptor as parseManifest reports it: unknown fields dropped, absent ones defaulted. */
-function expectedDescriptor(d: fc.RecordValue<unknown> & Record<string, unknown>): unknown {
+function expectedDescriptor(d: Record<string, unknown>): unknown {
   return {
     mediaType: d['mediaType'],
     digest: d['digest'],
