@@ -8,7 +8,16 @@ import fc from 'fast-check';
 import { describe, expect } from 'vitest';
 
 import { parseDockerConfig, registryKey } from '../../src/registry/credentials/docker-config.ts';
-import { expectOneOf, hostileJsonText, mutatedJsonText, outcome, property, rawBytes } from './harness.ts';
+import {
+  DEEP_NESTING,
+  expectOneOf,
+  hostileJsonText,
+  nestedJsonText,
+  mutatedJsonText,
+  outcome,
+  property,
+  rawBytes,
+} from './harness.ts';
 
 // Secrets are long and distinctive enough that finding one in a message cannot be a coincidence.
 const secret = fc.string({
@@ -52,6 +61,10 @@ const SAMPLE =
   )[0] ?? [];
 const SAMPLE_SECRETS = SAMPLE.map(([, e]) => e.creds.password);
 
+// A regression a past run found: the message quoted a bad credHelpers value with JSON.stringify, which
+// overflows the stack on deeply nested JSON (a RangeError instead of the parser's own Error).
+const DEEP_HELPER = `{"credHelpers":{"gcr.io":${nestedJsonText(DEEP_NESTING)}}}`;
+
 describe('Docker config.json (parseDockerConfig)', () => {
   property(
     'any text is a config or a plain Error, and no message carries a password',
@@ -67,7 +80,7 @@ describe('Docker config.json (parseDockerConfig)', () => {
       expectOneOf(result.error, [Error]);
       for (const s of SAMPLE_SECRETS) expect((result.error as Error).message).not.toContain(s);
     },
-    { runs: 1000 },
+    { runs: 1000, examples: [DEEP_HELPER] },
   );
 
   property(

@@ -49,7 +49,13 @@ export function property<T>(
       );
       // A counterexample may be megabytes of text: the report keeps its start (the seed replays it).
       if (details.failed) {
-        const report = fc.defaultReportMessage(details) ?? 'property failed';
+        let report: string;
+        try {
+          report = fc.defaultReportMessage(details) ?? 'property failed';
+        } catch {
+          // fast-check prints counterexamples recursively: a deeply nested one overflows the stack.
+          report = `seed ${details.seed}, path ${details.counterexamplePath ?? ''} (counterexample too deep to print)`;
+        }
         throw new Error(`${describeThrown(details.errorInstance)}\n${report.slice(0, REPORT_CHARS)}`);
       }
       if (LONG_RUNS !== undefined) {

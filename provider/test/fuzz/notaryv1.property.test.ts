@@ -141,7 +141,7 @@ describe('Notary v1 TUF metadata', () => {
       if (!result.ok) expectOneOf(result.error, [CanonicalJsonError]);
       else expect(Buffer.isBuffer(result.value)).toBe(true);
     },
-    { runs: 200 },
+    { runs: 200, examples: [JSON.parse(nestedJsonText(DEEP_NESTING))] },
   );
 
   property(
@@ -178,6 +178,6 @@ describe('Notary v1 TUF metadata', () => {
       if (!result.ok) expectCoded(result.error, NOTARY_CODES);
       else expect(result.value.accepted).toEqual(['targets/releases']);
     },
-    { runs: 400 },
+    { runs: 400, examples: [['root', DEEP_SIGNED] as const, ['timestamp', DEEP_VERSION] as const] },
   );
 });
