@@ -12,7 +12,7 @@ filters=("$@")
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
-PROVENANT_FUZZ_RUNS="$runs" npx vitest run --project unit "${filters[@]}" 2>&1 | tee "$log" || status=$?
+PROVENANT_FUZZ_RUNS="$runs" npx vitest run --project unit --maxWorkers=2 "${filters[@]}" 2>&1 | tee "$log" || status=$?
 echo
 echo "Inputs that ran clean, per parser (PROVENANT_FUZZ_RUNS=$runs):"
 grep -o 'fuzz: .*' "$log" | sed 's/^fuzz: /  /' | sort
