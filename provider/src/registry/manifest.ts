@@ -164,7 +164,8 @@ function parsePlatform(value: unknown): Descriptor['platform'] {
 
 function parseAnnotations(value: unknown): Record<string, string> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return {};
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(value)) if (typeof v === 'string') out[k] = v;
-  return out;
+  // fromEntries defines each key as an own property: assigning `out['__proto__'] = v` would drop it.
+  return Object.fromEntries(
+    Object.entries(value).filter((e): e is [string, string] => typeof e[1] === 'string'),
+  );
 }

@@ -101,6 +101,10 @@ const BASE_DIR = mkdtempSync(join(tmpdir(), 'provenant-fuzz-config-'));
 const NOT_OBJECT_VALIDATORS = [[], 'static', null, 5].map((v) =>
   JSON.stringify({ ...BASE, validators: [BASE.validators[0], v] }),
 );
+// And a long run found a server section that is null crashing the server cross-field check.
+const NULL_SECTIONS = ['server', 'cache', 'sigstore', 'network', 'registries', 'log'].map((section) =>
+  JSON.stringify({ ...BASE, [section]: null }),
+);
 
 function load(text: string): void {
   const result = outcome(() => parseConfig(text, 'fuzz.yaml', BASE_DIR));
@@ -119,7 +123,7 @@ describe('config files (parseConfig)', () => {
     'parseConfig (structured mutations)',
     mutatedJsonText(BASE),
     load,
-    { runs: 250, examples: NOT_OBJECT_VALIDATORS },
+    { runs: 250, examples: [...NOT_OBJECT_VALIDATORS, ...NULL_SECTIONS] },
   );
 
   property(

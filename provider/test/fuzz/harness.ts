@@ -45,7 +45,11 @@ export function property<T>(
         fc.asyncProperty(arbitrary, async (value) => {
           await predicate(value);
         }),
-        { numRuns, examples: (options.examples ?? []).map((e) => [e] as [T]) },
+        // fast-check counts examples in numRuns: they come on top, so every one runs.
+        {
+          numRuns: numRuns + (options.examples?.length ?? 0),
+          examples: (options.examples ?? []).map((e) => [e] as [T]),
+        },
       );
       // A counterexample may be megabytes of text: the report keeps its start (the seed replays it).
       if (details.failed) {
@@ -284,6 +288,13 @@ function mutateAt(
     else parent[last] = value;
   }
   return root;
+}
+
+/** One fixed value of `arbitrary` (seeded, so every run mutates the same base document). */
+export function sampleOf<T>(arbitrary: fc.Arbitrary<T>): T {
+  const [value] = fc.sample(arbitrary, { numRuns: 1, seed: 16 });
+  if (value === undefined) throw new Error('fast-check sampled nothing');
+  return value;
 }
 
 /** Text with a few bytes changed: inserted, deleted or replaced at random places. */

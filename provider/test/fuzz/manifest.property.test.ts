@@ -25,6 +25,7 @@ import {
   nestedJsonText,
   property,
   rawBytes,
+  sampleOf,
 } from './harness.ts';
 
 const DIGEST = `sha256:${'0'.repeat(64)}`;
@@ -58,11 +59,8 @@ const referrersIndex = fc.record({
   manifests: fc.array(descriptor, { maxLength: 8 }),
 });
 
-const SAMPLE_MANIFEST = fc.sample(imageManifest, { numRuns: 1, seed: 16 })[0];
-const SAMPLE_INDEX = fc.sample(
-  referrersIndex.filter((i) => i.manifests.length > 1),
-  { numRuns: 1, seed: 16 },
-)[0];
+const SAMPLE_MANIFEST = sampleOf(imageManifest);
+const SAMPLE_INDEX = sampleOf(referrersIndex.filter((i) => i.manifests.length > 1));
 const contentType = fc.option(
   fc.oneof(fc.constantFrom(OCI_MANIFEST, OCI_INDEX, `${OCI_INDEX}; charset=utf-8`, ';', ''), hostileString),
   { nil: undefined },
@@ -98,6 +96,15 @@ const DEEP_DIGEST = Buffer.from(`{"layers":[{"digest":${nestedJsonText(5000)},"s
 const DEEP_SIZE = Buffer.from(
   `{"manifests":[{"digest":"${DIGEST}","size":${nestedJsonText(DEEP_NESTING, 'object')}}]}`,
 );
+
+// A regression a long run found: an annotation named "__proto__" was assigned, not defined, and so
+// silently dropped from the parsed manifest.
+const PROTO_ANNOTATIONS = JSON.parse('{"__proto__":"x","a":"b"}') as Record<string, string>;
+const PROTO_MANIFEST = { ...SAMPLE_MANIFEST, annotations: PROTO_ANNOTATIONS } as typeof SAMPLE_MANIFEST;
+const PROTO_INDEX = {
+  ...SAMPLE_INDEX,
+  manifests: SAMPLE_INDEX.manifests.map((d) => ({ ...d, annotations: PROTO_ANNOTATIONS })),
+} as typeof SAMPLE_INDEX;
 
 describe('manifests, indexes and referrers responses (parseManifest)', () => {
   afterAll(closeParseWorkers);
@@ -146,7 +153,7 @@ describe('manifests, indexes and referrers responses (parseManifest)', () => {
       expect(parsed.annotations).toEqual(m.annotations ?? {});
       expect(parsed.manifests).toEqual([]);
     },
-    { runs: 500 },
+    { runs: 500, examples: [PROTO_MANIFEST] },
   );
 
   property(
@@ -159,6 +166,6 @@ describe('manifests, indexes and referrers responses (parseManifest)', () => {
       expect(parsed.manifests).toEqual(index.manifests.map(expectedDescriptor));
       expect(parsed.layers).toEqual([]);
     },
-    { runs: 500 },
+    { runs: 500, examples: [[PROTO_INDEX, undefined]] },
   );
 });
