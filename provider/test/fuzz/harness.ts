@@ -21,6 +21,7 @@ const BOUNDED_TIMEOUT_MS = 60_000;
 const LONG_TIMEOUT_MS = 24 * 60 * 60 * 1000;
 
 const REPORT_CHARS = 4000;
+const YIELD_EVERY_RUNS = 100;
 
 /** A synchronous parser that takes this long on one input of at most ~1 MiB is hanging, not slow. */
 export const HANG_LIMIT_MS = 2_000;
@@ -40,9 +41,13 @@ export function property<T>(
   it(
     name,
     async () => {
-      const started = performance.now();
+      const startedMs = performance.now();
+      let runsSoFar = 0;
       const details = await fc.check(
         fc.asyncProperty(arbitrary, async (value) => {
+          // fast-check chains runs as microtasks: yield to the event loop now and then, or a long run
+          // starves vitest's worker RPC (which times out after a minute).
+          if (++runsSoFar % YIELD_EVERY_RUNS === 0) await new Promise((resolve) => setImmediate(resolve));
           await predicate(value);
         }),
         // fast-check counts examples in numRuns: they come on top, so every one runs.
@@ -63,7 +68,7 @@ export function property<T>(
         throw new Error(`${describeThrown(details.errorInstance)}\n${report.slice(0, REPORT_CHARS)}`);
       }
       if (LONG_RUNS !== undefined) {
-        const seconds = ((performance.now() - started) / 1000).toFixed(1);
+        const seconds = ((performance.now() - startedMs) / 1000).toFixed(1);
         console.log(`fuzz: ${parser}: ${details.numRuns} inputs ran clean (${seconds} s) — ${name}`);
       }
     },
