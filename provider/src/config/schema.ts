@@ -100,9 +100,12 @@ const NotationValidator = Type.Object(
   strict,
 );
 
-// `discriminator` lets ajv report errors of the branch `type` selects instead of every branch.
+// `discriminator` lets ajv report errors of the branch `type` selects instead of every branch. ajv
+// applies it (in place of `oneOf`) to objects only, so anything else passed unchecked: `type: object`
+// refuses a validator that is an array, a string or null.
 const ValidatorVariants = [StaticValidator, CosignValidator, NotaryV1Validator, NotationValidator] as const;
 const Validator = Type.Unsafe<Static<TUnion<[...typeof ValidatorVariants]>>>({
+  type: 'object',
   oneOf: [...ValidatorVariants],
   discriminator: { propertyName: 'type' },
 });

@@ -28,7 +28,9 @@ export function semanticProblems(config: Config): string[] {
 }
 
 /** Node refuses a headers timeout longer than the whole-request timeout it is part of. */
-function serverProblems(server: Config['server']): string[] {
+function serverProblems(server: Config['server'] | null): string[] {
+  // Runs even when the schema refused the server section (it may not be an object then), as cacheProblems.
+  if (typeof server !== 'object' || server === null) return [];
   return server.headersTimeoutMs > server.bodyTimeoutMs
     ? [
         `/server/headersTimeoutMs: expected at most server.bodyTimeoutMs (${server.bodyTimeoutMs}), found ${server.headersTimeoutMs}`,

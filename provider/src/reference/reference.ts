@@ -41,7 +41,8 @@ const DEFAULT_TAG = 'latest';
 
 // A guard before any regular expression runs; a valid reference is at most about 520 characters.
 const MAX_INPUT_CHARS = 1024;
-// distribution/reference NameTotalLengthMax, applied to the name as written.
+// distribution/reference NameTotalLengthMax, applied to the name as written and, as
+// ParseNormalizedNamed does, to the normalised name: every normalised reference parses again.
 const MAX_NAME_CHARS = 255;
 const MAX_PORT = 65535;
 // HTTPS and HTTP reach these ports when none is written: `reg:443` and `reg` are one server under two
@@ -87,6 +88,12 @@ export function parseReference(input: string): ImageReference {
   const { registry, repository } = splitRegistry(text, parts.name);
   const tag = parts.tag ?? (parts.digest === undefined ? DEFAULT_TAG : undefined);
   const name = `${registry}/${repository}`;
+  if (name.length > MAX_NAME_CHARS) {
+    throw invalid(
+      text,
+      `expected a normalised name (${quote(name.slice(0, 64))}…) of at most ${MAX_NAME_CHARS} characters, found ${name.length}`,
+    );
+  }
   return Object.freeze({
     original: text,
     registry,

@@ -4,6 +4,7 @@
  * loop when the body is large: json-worker.ts).
  */
 import { ProvenantError } from '../types/errors.ts';
+import { preview } from '../types/preview.ts';
 import { INLINE_PARSE_MAX_BYTES, parseJson, parseOffThread, UnusableJson } from './json-worker.ts';
 
 /** A content descriptor (OCI image-spec "Descriptor"). */
@@ -138,9 +139,9 @@ function parseDescriptor(value: unknown, at: string): Descriptor {
   const digest = d['digest'];
   const size = d['size'];
   if (typeof digest !== 'string' || !DIGEST_PATTERN.test(digest))
-    throw new UnusableJson(`${at}.digest ${JSON.stringify(digest ?? null)}`);
+    throw new UnusableJson(`${at}.digest ${preview(digest ?? null)}`);
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
-    throw new UnusableJson(`${at}.size ${JSON.stringify(size ?? null)}`);
+    throw new UnusableJson(`${at}.size ${preview(size ?? null)}`);
   return {
     mediaType: typeof d['mediaType'] === 'string' ? d['mediaType'] : '',
     digest,
@@ -163,7 +164,8 @@ function parsePlatform(value: unknown): Descriptor['platform'] {
 
 function parseAnnotations(value: unknown): Record<string, string> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return {};
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(value)) if (typeof v === 'string') out[k] = v;
-  return out;
+  // fromEntries defines each key as an own property: assigning `out['__proto__'] = v` would drop it.
+  return Object.fromEntries(
+    Object.entries(value).filter((e): e is [string, string] => typeof e[1] === 'string'),
+  );
 }

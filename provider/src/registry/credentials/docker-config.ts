@@ -4,6 +4,8 @@
  * `username`/`password`; plus `credHelpers` (per registry) and `credsStore` (default) naming a
  * `docker-credential-<helper>` program.
  */
+import { preview } from '../../types/preview.ts';
+
 export interface BasicCredentials {
   readonly username: string;
   readonly password: string;
@@ -34,12 +36,12 @@ export function parseDockerConfig(text: string): DockerConfig {
   const credHelpers = new Map<string, string>();
   for (const [key, helper] of Object.entries(asObject(obj['credHelpers'], 'credHelpers'))) {
     if (typeof helper !== 'string' || !HELPER_NAME.test(helper))
-      throw new Error(`credHelpers["${key}"]: expected a helper name, found ${JSON.stringify(helper)}`);
+      throw new Error(`credHelpers["${key}"]: expected a helper name, found ${preview(helper)}`);
     credHelpers.set(registryKey(key), helper);
   }
   const store = obj['credsStore'];
   if (store !== undefined && (typeof store !== 'string' || !HELPER_NAME.test(store)))
-    throw new Error(`credsStore: expected a helper name, found ${JSON.stringify(store)}`);
+    throw new Error(`credsStore: expected a helper name, found ${preview(store)}`);
   return { auths, credHelpers, credsStore: store === '' ? undefined : store };
 }
 

@@ -10,7 +10,14 @@ export class CanonicalJsonError extends Error {
 }
 
 export function canonicalJson(value: unknown): Buffer {
-  return Buffer.from(encode(value), 'utf8');
+  try {
+    return Buffer.from(encode(value), 'utf8');
+  } catch (err) {
+    // encode recurses: metadata nested thousands deep overflows the stack (a RangeError, as does a
+    // string past V8's length limit). Refused like any other value Notary could not have signed.
+    if (err instanceof RangeError) throw new CanonicalJsonError(`not encodable: ${err.message}`);
+    throw err;
+  }
 }
 
 function encode(value: unknown): string {

@@ -11,6 +11,7 @@
  */
 import { createHash, createPublicKey, verify, X509Certificate, constants, type KeyObject } from 'node:crypto';
 
+import { preview } from '../../types/preview.ts';
 import { canonicalJson } from './canonical.ts';
 
 export type KeyType = 'ecdsa' | 'ecdsa-x509' | 'rsa' | 'rsa-x509' | 'ed25519';
@@ -47,7 +48,7 @@ export function parseTufKey(id: string, raw: unknown): TufKey {
   const publicB64 = entry?.keyval?.public;
   if (typeof keytype !== 'string' || !KEY_TYPES.has(keytype))
     throw new KeyFormatError(
-      `key ${id}: expected keytype one of ${[...KEY_TYPES].join(', ')}, found ${JSON.stringify(keytype ?? null)}`,
+      `key ${id}: expected keytype one of ${[...KEY_TYPES].join(', ')}, found ${preview(keytype ?? null)}`,
     );
   if (typeof publicB64 !== 'string' || publicB64 === '')
     throw new KeyFormatError(`key ${id}: expected a base64 public key, found none`);

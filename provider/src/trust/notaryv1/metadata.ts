@@ -3,6 +3,8 @@
  * comes from the network, so each document enters through a guard that checks the shape before use
  * and names what was wrong.
  */
+import { preview } from '../../types/preview.ts';
+
 export type TopRole = 'root' | 'timestamp' | 'snapshot' | 'targets';
 
 export interface Signature {
@@ -66,7 +68,7 @@ export class MetadataFormatError extends Error {
 type Obj = Record<string, unknown>;
 
 function fail(what: string, expected: string, found: unknown): never {
-  const shown = found === undefined ? 'nothing' : JSON.stringify(found)?.slice(0, 80);
+  const shown = preview(found);
   throw new MetadataFormatError(`${what}: expected ${expected}, found ${shown}`);
 }
 
