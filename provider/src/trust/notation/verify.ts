@@ -1,0 +1,210 @@
+/**
+ * One Notary Project signature against a trust policy, as `notation verify` checks it
+ * (notaryproject/specifications `trust-store-trust-policy.md` "Signature Verification"): one step per
+ * validation of the specification, in its order — integrity, authenticity, authentic timestamp, expiry,
+ * revocation — each enforced, logged or skipped as the verification level says; plus the payload's
+ * target artifact, which must be the image (notation-go compares it after the checks, at every level).
+ */
+import type { X509Certificate } from 'node:crypto';
+import type { ErrorCode } from '../../types/errors.ts';
+import { checkCodeSigningChain, invalidAt, InvalidChain, revocationSources, trustedMatch } from './chain.ts';
+import { MalformedEnvelope, verifyEnvelope, type VerifiedEnvelope } from './envelope.ts';
+
+export type Validation = 'integrity' | 'authenticity' | 'authenticTimestamp' | 'expiry' | 'revocation';
+export type Action = 'enforce' | 'log' | 'skip';
+export type VerificationLevel = 'strict' | 'permissive' | 'audit' | 'skip';
+
+/** trust-store-trust-policy.md, the table under "signatureVerification". */
+export const LEVEL_ACTIONS: Readonly<Record<VerificationLevel, Readonly<Record<Validation, Action>>>> = {
+  strict: {
+    integrity: 'enforce',
+    authenticity: 'enforce',
+    authenticTimestamp: 'enforce',
+    expiry: 'enforce',
+    revocation: 'enforce',
+  },
+  permissive: {
+    integrity: 'enforce',
+    authenticity: 'enforce',
+    authenticTimestamp: 'log',
+    expiry: 'log',
+    revocation: 'log',
+  },
+  audit: {
+    integrity: 'enforce',
+    authenticity: 'log',
+    authenticTimestamp: 'log',
+    expiry: 'log',
+    revocation: 'log',
+  },
+  skip: {
+    integrity: 'skip',
+    authenticity: 'skip',
+    authenticTimestamp: 'skip',
+    expiry: 'skip',
+    revocation: 'skip',
+  },
+};
+
+export interface TrustedCertificate {
+  /** The trust root's name. */
+  readonly name: string;
+  readonly cert: X509Certificate;
+}
+
+export interface PolicyOptions {
+  /** The image's descriptor: the payload's targetArtifact must equal it. */
+  readonly target: { readonly mediaType: string; readonly digest: string; readonly size: number };
+  /** The trust store: certificates of `ca` type (Connaisseur's `trustRoots[].cert`). */
+  readonly trusted: readonly TrustedCertificate[];
+  readonly actions: Readonly<Record<Validation, Action>>;
+  readonly now: Date;
+}
+
+export interface Failure {
+  readonly validation: Validation | 'target';
+  readonly code: ErrorCode;
+  readonly detail: string;
+}
+
+export type SignatureOutcome =
+  | {
+      readonly ok: true;
+      /** The trust roots the chain leads to (empty when authenticity failed and was only logged). */
+      readonly roots: readonly string[];
+      /** Failures of logged validations: the signature passed only because they are not enforced. */
+      readonly logged: readonly Failure[];
+    }
+  | { readonly ok: false; readonly failure: Failure };
+
+/** Signals an enforced failure out of the step functions below. */
+class Rejected extends Error {
+  constructor(readonly failure: Failure) {
+    super(failure.detail);
+  }
+}
+
+export async function verifySignature(
+  mediaType: string,
+  envelopeBytes: Buffer,
+  opts: PolicyOptions,
+): Promise<SignatureOutcome> {
+  const logged: Failure[] = [];
+  const step = (validation: Validation, check: () => Omit<Failure, 'validation'> | undefined): void => {
+    const action = opts.actions[validation];
+    if (action === 'skip') return;
+    const found = check();
+    if (found === undefined) return;
+    const failure = { validation, ...found };
+    if (action === 'enforce') throw new Rejected(failure);
+    logged.push(failure);
+  };
+  try {
+    const envelope = await integrity(mediaType, envelopeBytes);
+    let roots: string[] = [];
+    step('authenticity', () => {
+      roots = authenticRoots(envelope, opts.trusted);
+      return roots.length > 0 ? undefined : untrusted(envelope, opts.trusted);
+    });
+    step('authenticTimestamp', () => authenticTimestamp(envelope, opts.now));
+    step('expiry', () => expiry(envelope, opts.now));
+    step('revocation', () => revocation(envelope));
+    target(envelope, opts.target);
+    return { ok: true, roots, logged };
+  } catch (err) {
+    if (err instanceof Rejected) return { ok: false, failure: err.failure };
+    throw err;
+  }
+}
+
+/** Integrity: a well-formed envelope whose signature verifies under a chain the specification allows. */
+async function integrity(mediaType: string, bytes: Buffer): Promise<VerifiedEnvelope> {
+  let envelope: VerifiedEnvelope;
+  try {
+    envelope = await verifyEnvelope(mediaType, bytes);
+  } catch (err) {
+    const code =
+      err instanceof MalformedEnvelope ? 'NOTATION_ENVELOPE_MALFORMED' : 'NOTATION_SIGNATURE_INVALID';
+    throw new Rejected({ validation: 'integrity', code, detail: (err as Error).message });
+  }
+  try {
+    checkCodeSigningChain(envelope.chain);
+  } catch (err) {
+    if (!(err instanceof InvalidChain)) throw err;
+    throw new Rejected({
+      validation: 'integrity',
+      code: 'NOTATION_CERTIFICATE_INVALID',
+      detail: err.message,
+    });
+  }
+  return envelope;
+}
+
+/**
+ * Authenticity: a certificate of the chain is in the trust store. Connaisseur's roots are a `ca` store,
+ * which vouches for `notary.x509` signatures only (a signing authority needs a `signingAuthority` store).
+ */
+function authenticRoots(envelope: VerifiedEnvelope, trusted: readonly TrustedCertificate[]): string[] {
+  if (envelope.signingScheme !== 'notary.x509') return [];
+  return trusted.filter((t) => trustedMatch(envelope.chain, [t.cert]) !== undefined).map((t) => t.name);
+}
+
+function untrusted(
+  envelope: VerifiedEnvelope,
+  trusted: readonly TrustedCertificate[],
+): Omit<Failure, 'validation'> {
+  const names = trusted.map((t) => t.name).join(', ');
+  return {
+    code: 'NOTATION_CERTIFICATE_UNTRUSTED',
+    detail:
+      envelope.signingScheme === 'notary.x509'
+        ? `expected the certificate chain to include a certificate of trust root(s) ${names}, found a chain of ${envelope.chain.map((c) => `"${c.subject.replaceAll('\n', ', ')}"`).join(' → ')}`
+        : `expected signing scheme notary.x509 for a CA trust store (${names}), found ${envelope.signingScheme}`,
+  };
+}
+
+/**
+ * Authentic timestamp: without a trusted timestamp, the chain must be valid now (notary.x509) or at the
+ * authentic signing time (notary.x509.signingAuthority).
+ */
+function authenticTimestamp(envelope: VerifiedEnvelope, now: Date): Omit<Failure, 'validation'> | undefined {
+  const at = envelope.signingScheme === 'notary.x509' ? now : envelope.signingTime;
+  const invalid = invalidAt(envelope.chain, at);
+  if (invalid === undefined) return undefined;
+  return {
+    code: 'NOTATION_CERTIFICATE_EXPIRED',
+    detail: `expected every certificate of the chain to be valid at ${at.toISOString()}${envelope.timestampToken === undefined ? ' (the signature has no timestamp)' : ''}, found "${invalid.subject.replaceAll('\n', ', ')}" valid from ${invalid.validFrom} to ${invalid.validTo}`,
+  };
+}
+
+function expiry(envelope: VerifiedEnvelope, now: Date): Omit<Failure, 'validation'> | undefined {
+  if (envelope.expiry === undefined || envelope.expiry >= now) return undefined;
+  return {
+    code: 'NOTATION_EXPIRED',
+    detail: `expected the signature to be unexpired at ${now.toISOString()}, found expiry ${envelope.expiry.toISOString()}`,
+  };
+}
+
+/**
+ * Revocation: this build has no OCSP/CRL client, so a chain naming a responder or CRL cannot be shown
+ * unrevoked; enforced, that fails closed. A chain naming neither cannot be revoked (notation-go: "non-revokable").
+ */
+function revocation(envelope: VerifiedEnvelope): Omit<Failure, 'validation'> | undefined {
+  const named = envelope.chain.slice(0, -1).filter((c) => revocationSources(c));
+  if (named.length === 0) return undefined;
+  return {
+    code: 'NOTATION_REVOCATION_UNCHECKED',
+    detail: `expected revocation status of "${named[0]?.subject.replaceAll('\n', ', ')}", which names OCSP or CRL sources, found that this build does not check revocation`,
+  };
+}
+
+/** The signed payload must describe the image itself: digest, media type and size. */
+function target(envelope: VerifiedEnvelope, image: PolicyOptions['target']): void {
+  const t = envelope.targetArtifact;
+  if (t.digest === image.digest && t.mediaType === image.mediaType && t.size === image.size) return;
+  throw new Rejected({
+    validation: 'target',
+    code: 'NOTATION_DIGEST_MISMATCH',
+    detail: `expected the signed target ${image.digest} (${image.mediaType}, ${image.size} bytes), found ${t.digest} (${t.mediaType}, ${t.size} bytes)`,
+  });
+}

@@ -1,0 +1,181 @@
+/**
+ * The `notation` validator (Notary Project signatures, as Connaisseur 3.9+ and `notation verify` check
+ * them): the image's manifest, every Notary signature attached to it (referrers API, or the referrers
+ * tag `sha256-<hex>` on registries without it), each verified against the trust roots the rule selects
+ * at the rule's verification level (trust/notation). One signature that passes admits the image.
+ */
+import type { X509Certificate } from 'node:crypto';
+import type { RuleConfig, ValidatorConfig } from '../../config/index.ts';
+import type { ImageReference } from '../../reference/index.ts';
+import type { Descriptor, Manifest, RegistryClient } from '../../registry/index.ts';
+import {
+  COSE_MEDIA_TYPE,
+  JWS_MEDIA_TYPE,
+  LEVEL_ACTIONS,
+  parseCertificates,
+  SIGNATURE_ARTIFACT_TYPE,
+  verifySignature,
+  type SignatureOutcome,
+  type TrustedCertificate,
+} from '../../trust/notation/index.ts';
+import { ProvenantError, type ErrorCode } from '../../types/errors.ts';
+import { merged, unlessBroken, type Fetched } from '../cosign/signatures.ts';
+import type { ValidationRequest, Validated, Validator } from '../types.ts';
+
+export type NotationValidatorConfig = Extract<ValidatorConfig, { type: 'notation' }>;
+
+/** notation-go reads at most 50 signatures per artifact (`maxSignatureAttempts` default). */
+export const MAX_NOTATION_SIGNATURES = 50;
+/** An envelope is a few KiB (payload, a chain of a few certificates, a timestamp token). */
+export const MAX_ENVELOPE_BYTES = 256 * 1024;
+
+/** Which failure explains a rejection best: the one that got furthest through the checks. */
+const FAILURE_RANK: readonly ErrorCode[] = [
+  'NOTATION_ENVELOPE_MALFORMED',
+  'NOTATION_SIGNATURE_INVALID',
+  'NOTATION_CERTIFICATE_INVALID',
+  'NOTATION_CERTIFICATE_UNTRUSTED',
+  'NOTATION_CERTIFICATE_EXPIRED',
+  'NOTATION_EXPIRED',
+  'NOTATION_REVOCATION_UNCHECKED',
+  'NOTATION_DIGEST_MISMATCH',
+];
+
+interface StoredSignature {
+  /** The signature manifest's digest, to name it in messages. */
+  readonly source: string;
+  readonly mediaType: string;
+  readonly envelope: Buffer;
+}
+
+export interface NotationValidatorDeps {
+  readonly registry: RegistryClient;
+  /** The clock for validity checks; tests move it, production leaves it alone. */
+  readonly now?: () => Date;
+}
+
+export class NotationValidator implements Validator {
+  readonly type = 'notation';
+  readonly name: string;
+  private readonly roots: ReadonlyMap<string, readonly X509Certificate[]>;
+  private readonly now: () => Date;
+
+  constructor(
+    config: NotationValidatorConfig,
+    private readonly deps: NotationValidatorDeps,
+  ) {
+    this.name = config.name;
+    this.roots = new Map(
+      config.trustRoots.map((r) => [r.name, parseCertificates(r.cert ?? '', config.name, r.name)]),
+    );
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  async validate({ image, rule, signal }: ValidationRequest): Promise<Validated> {
+    const manifest = await this.deps.registry.fetchManifest(
+      image,
+      image.digest ?? image.tag ?? 'latest',
+      signal,
+    );
+    const { digest } = manifest;
+    const { items: signatures, tampered } = await this.fetchSignatures(image, digest, signal);
+    if (signatures.length === 0) {
+      if (tampered[0] !== undefined) throw tampered[0];
+      throw new ProvenantError(
+        'NOTATION_NO_SIGNATURES',
+        `image ${image.original} (${digest}) has no Notation signature: expected a referrer of artifact type ${SIGNATURE_ARTIFACT_TYPE}, found none`,
+        { image: image.original },
+      );
+    }
+    const level = rule.with?.verificationLevel ?? 'strict';
+    const trusted = this.selectRoots(rule, image);
+    const options = {
+      target: { mediaType: manifest.mediaType, digest, size: manifest.body.length },
+      trusted,
+      actions: LEVEL_ACTIONS[level],
+      now: this.now(),
+    };
+    const outcomes: { source: string; outcome: SignatureOutcome }[] = [];
+    for (const s of signatures) {
+      outcomes.push({ source: s.source, outcome: await verifySignature(s.mediaType, s.envelope, options) });
+    }
+    const passed = outcomes.flatMap(({ outcome }) => (outcome.ok ? [outcome] : []));
+    const best = passed.find((o) => o.logged.length === 0) ?? passed[0];
+    if (best !== undefined) {
+      // A level that only logs a failure admits; the item's value says what it let through.
+      const notes = best.logged.map((f) => `${level}: admitted despite ${f.code} (${f.detail})`);
+      return { digest, signers: [...best.roots, ...notes] };
+    }
+    throw this.rejection(image, digest, trusted, outcomes);
+  }
+
+  /** `with.trustRoot`: one name, or `*` for any root (Connaisseur: OR over the roots). */
+  private selectRoots(rule: RuleConfig, image: ImageReference): TrustedCertificate[] {
+    const wanted = rule.with?.trustRoot ?? 'default';
+    const names = wanted === '*' ? [...this.roots.keys()] : [wanted];
+    return names.flatMap((name) => {
+      const certs = this.roots.get(name);
+      if (certs === undefined)
+        // Config loading refuses this (semantics.ts); kept for a validator built without it.
+        throw new ProvenantError(
+          'CONFIG_INVALID',
+          `rule "${rule.pattern}" for image ${image.original} names trust root "${name}", which validator ${this.name} does not have`,
+          { image: image.original },
+        );
+      return certs.map((cert) => ({ name, cert }));
+    });
+  }
+
+  private rejection(
+    image: ImageReference,
+    digest: string,
+    trusted: readonly TrustedCertificate[],
+    outcomes: readonly { source: string; outcome: SignatureOutcome }[],
+  ): ProvenantError {
+    const failures = outcomes.flatMap(({ source, outcome }) =>
+      outcome.ok ? [] : [{ source, ...outcome.failure }],
+    );
+    const worst = failures.reduce((a, b) =>
+      FAILURE_RANK.indexOf(b.code) > FAILURE_RANK.indexOf(a.code) ? b : a,
+    );
+    const roots = [...new Set(trusted.map((t) => t.name))].join(', ');
+    return new ProvenantError(
+      worst.code,
+      `image ${image.original} (${digest}) has no valid Notation signature for trust root(s) ${roots}: ${worst.detail} (signature ${worst.source}; ${failures.length} signature(s) checked)`,
+      { image: image.original },
+    );
+  }
+
+  /** Signature manifests naming the image as subject; one broken signature does not hide the others. */
+  private async fetchSignatures(
+    image: ImageReference,
+    digest: string,
+    signal: AbortSignal,
+  ): Promise<Fetched<StoredSignature>> {
+    const referrers = await this.deps.registry.listReferrers(image, digest, signal, {
+      artifactType: SIGNATURE_ARTIFACT_TYPE,
+    });
+    const found = await Promise.all(
+      referrers
+        .slice(0, MAX_NOTATION_SIGNATURES)
+        .map((d) => unlessBroken(() => this.fetchSignature(image, digest, d, signal))),
+    );
+    return merged(found);
+  }
+
+  private async fetchSignature(
+    image: ImageReference,
+    digest: string,
+    referrer: Descriptor,
+    signal: AbortSignal,
+  ): Promise<StoredSignature[]> {
+    const manifest: Manifest = await this.deps.registry.fetchManifest(image, referrer.digest, signal);
+    // The referrers tag anyone can push to may list manifests about other images.
+    if (manifest.subject?.digest !== digest) return [];
+    const layer = manifest.layers[0];
+    if (manifest.layers.length !== 1 || layer === undefined) return [];
+    if (layer.mediaType !== JWS_MEDIA_TYPE && layer.mediaType !== COSE_MEDIA_TYPE) return [];
+    const envelope = await this.deps.registry.fetchBlob(image, layer, signal, MAX_ENVELOPE_BYTES);
+    return [{ source: referrer.digest, mediaType: layer.mediaType, envelope }];
+  }
+}

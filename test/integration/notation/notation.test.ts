@@ -1,0 +1,318 @@
+/**
+ * The notation validator against signatures the real notation CLI (v1.3.2) makes, on olareg (referrers
+ * API) and docker-registry (referrers tag fallback), through the same Runtime `provenant serve` builds.
+ * Every case is also given to the real `notation verify` with the equivalent trustpolicy.json: both must
+ * reach the same verdict (the table at the end).
+ */
+import { rm } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../../provider/src/config/index.ts';
+import { Runtime, type Outcome } from '../../../provider/src/service/index.ts';
+import { pushRandomImage, type PushedManifest } from '../../harness/images.ts';
+import {
+  notationChainSigner,
+  notationSign,
+  notationTestSigner,
+  notationVerifies,
+  type NotationSigner,
+  type NotationVerifyPolicy,
+} from '../../harness/notation.ts';
+import { pushBlob, pushManifest, sha256Digest } from '../../harness/oci-push.ts';
+import { makeTempDir } from '../../harness/process.ts';
+import {
+  startDistributionRegistry,
+  startReferrersRegistry,
+  type RegistryServer,
+} from '../../harness/registry.ts';
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+/** How long the short-lived leaf certificate stays valid after it is made. */
+const SHORT_VALIDITY_MS = 6_000;
+const EXPIRY_POLL_MS = 200;
+
+interface Row {
+  readonly case: string;
+  readonly provenant: string;
+  readonly notation: 'verified' | 'rejected';
+}
+
+describe('notation validator, signatures made by the notation CLI', () => {
+  let olareg: RegistryServer;
+  let distribution: RegistryServer;
+  let dir: string;
+  let test: NotationSigner;
+  let stranger: NotationSigner;
+  let chain: NotationSigner;
+  let shortLived: NotationSigner & { leafNotAfter: Date };
+  let runtime: Runtime;
+  const table: Row[] = [];
+
+  /** Provenant's outcome and `notation verify`'s, which must agree; recorded in the table. */
+  async function bothVerdicts(
+    name: string,
+    reference: string,
+    policy: NotationVerifyPolicy,
+  ): Promise<Outcome> {
+    const [outcome, verified] = await Promise.all([
+      runtime.verifier.verify(reference),
+      notationVerifies(dir, reference, policy),
+    ]);
+    table.push({
+      case: name,
+      provenant: outcome.ok ? 'admitted' : outcome.error.code,
+      notation: verified ? 'verified' : 'rejected',
+    });
+    expect(outcome.ok, `${name}: Provenant and notation verify disagree`).toBe(verified);
+    return outcome;
+  }
+
+  async function signed(
+    registry: RegistryServer,
+    repository: string,
+    signer: NotationSigner | undefined,
+    format: 'jws' | 'cose' = 'jws',
+  ): Promise<{ image: PushedManifest; reference: string }> {
+    const image = await pushRandomImage(registry.url, repository, 'v1');
+    const reference = `${registry.host}/${repository}@${image.digest}`;
+    if (signer !== undefined)
+      await notationSign(signer, reference, { format, referrersApi: registry === olareg });
+    return { image, reference };
+  }
+
+  beforeAll(async () => {
+    [olareg, distribution, dir] = await Promise.all([
+      startReferrersRegistry(),
+      startDistributionRegistry(),
+      makeTempDir('notation'),
+    ]);
+    [test, stranger, chain, shortLived] = await Promise.all([
+      notationTestSigner(dir, 'test'),
+      notationTestSigner(dir, 'stranger'),
+      notationChainSigner(dir, 'chain'),
+      notationChainSigner(dir, 'short', { leafNotAfter: new Date(Date.now() + SHORT_VALIDITY_MS) }),
+    ]);
+    const root = (name: string, signer: NotationSigner): string =>
+      `      - { name: ${name}, cert: ${JSON.stringify(signer.trustedPem)} }`;
+    const rules = [olareg, distribution].flatMap(({ host }) => [
+      `  - { pattern: "${host}/test/*", validator: notation, with: { trustRoot: test } }`,
+      `  - { pattern: "${host}/any/*", validator: notation, with: { trustRoot: "*" } }`,
+      `  - { pattern: "${host}/chain/*", validator: notation, with: { trustRoot: chain } }`,
+      `  - { pattern: "${host}/wrong/*", validator: notation, with: { trustRoot: stranger } }`,
+      `  - { pattern: "${host}/audit/*", validator: notation, with: { trustRoot: stranger, verificationLevel: audit } }`,
+      `  - { pattern: "${host}/expired/*", validator: notation, with: { trustRoot: short } }`,
+      `  - { pattern: "${host}/expired-permissive/*", validator: notation, with: { trustRoot: short, verificationLevel: permissive } }`,
+    ]);
+    const yaml = `
+validators:
+  - { name: deny, type: static, approve: false }
+  - name: notation
+    type: notation
+    trustRoots:
+${root('test', test)}
+${root('stranger', stranger)}
+${root('chain', chain)}
+${root('short', shortLived)}
+policy:
+  - { pattern: "*:*", validator: deny }
+${rules.join('\n')}
+registries:
+  - { host: "${olareg.host}", insecure: true }
+  - { host: "${distribution.host}", insecure: true }
+`;
+    runtime = new Runtime(parseConfig(yaml, 'notation test', dir), 'notation test');
+  });
+
+  afterAll(async () => {
+    // The cross-check table: every case, Provenant's verdict next to notation verify's.
+    if (table.length > 0) console.table(table);
+    await runtime?.close();
+    await Promise.all([olareg?.stop(), distribution?.stop()]);
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  describe.each([
+    ['olareg (referrers API)', () => olareg],
+    ['docker-registry (referrers tag fallback)', () => distribution],
+  ] as const)('on %s', (_, registry) => {
+    it.each(['jws', 'cose'] as const)('admits a %s signature and pins the signed digest', async (format) => {
+      const { image, reference } = await signed(registry(), `test/${format}`, test, format);
+      const tagged = `${registry().host}/test/${format}:v1`;
+      const outcome = await bothVerdicts(`${format} on ${registry().host}`, reference, {
+        trusted: [test.trustedPem],
+        level: 'strict',
+      });
+      expect(outcome.ok && outcome.verdict.signers).toEqual(['test']);
+      const byTag = await runtime.verifier.verify(tagged);
+      expect(byTag.ok && byTag.verdict).toMatchObject({
+        digest: image.digest,
+        pinned: `${tagged}@${image.digest}`,
+      });
+    });
+
+    it('admits an image signed by a root → intermediate → leaf chain against the root', async () => {
+      const { reference } = await signed(registry(), 'chain/app', chain, 'cose');
+      const outcome = await bothVerdicts(`chain on ${registry().host}`, reference, {
+        trusted: [chain.trustedPem],
+        level: 'strict',
+      });
+      expect(outcome.ok && outcome.verdict.signers).toEqual(['chain']);
+    });
+
+    it('rejects an unsigned image with NOTATION_NO_SIGNATURES', async () => {
+      const { reference } = await signed(registry(), 'test/unsigned', undefined);
+      const outcome = await bothVerdicts(`unsigned on ${registry().host}`, reference, {
+        trusted: [test.trustedPem],
+        level: 'strict',
+      });
+      expect(!outcome.ok && outcome.error.code).toBe('NOTATION_NO_SIGNATURES');
+    });
+  });
+
+  it('rejects a signature whose chain is not in the trust store with NOTATION_CERTIFICATE_UNTRUSTED', async () => {
+    const { reference } = await signed(olareg, 'wrong/app', test);
+    const outcome = await bothVerdicts('wrong trust store', reference, {
+      trusted: [stranger.trustedPem],
+      level: 'strict',
+    });
+    expect(!outcome.ok && outcome.error).toMatchObject({
+      code: 'NOTATION_CERTIFICATE_UNTRUSTED',
+      message: expect.stringContaining(reference) as unknown,
+    });
+  });
+
+  it('admits under audit what strict rejects, and the verdict says so', async () => {
+    const { reference } = await signed(olareg, 'audit/app', test, 'cose');
+    const outcome = await bothVerdicts('wrong trust store, audit', reference, {
+      trusted: [stranger.trustedPem],
+      level: 'audit',
+    });
+    expect(outcome.ok && outcome.verdict.signers).toEqual([
+      expect.stringMatching(/^audit: admitted despite NOTATION_CERTIFICATE_UNTRUSTED/),
+    ]);
+  });
+
+  it('admits with trustRoot "*" when any root vouches', async () => {
+    const { reference } = await signed(distribution, 'any/app', chain);
+    const outcome = await runtime.verifier.verify(reference);
+    expect(outcome.ok && outcome.verdict.signers).toEqual(['chain']);
+  });
+
+  describe('signatures changed after signing (docker-registry, whose referrers tag anyone can write)', () => {
+    /** The envelope of the one signature notation stored for `digest` in the fallback tag. */
+    async function storedSignature(
+      repository: string,
+      digest: string,
+    ): Promise<{ manifest: Record<string, unknown>; envelope: Buffer }> {
+      const get = async (path: string, accept: string): Promise<Buffer> => {
+        const res = await fetch(`${distribution.url}/v2/${repository}/${path}`, { headers: { accept } });
+        expect(res.status).toBe(200);
+        return Buffer.from(await res.arrayBuffer());
+      };
+      const json = async (path: string, accept: string): Promise<Record<string, unknown>> =>
+        JSON.parse((await get(path, accept)).toString()) as Record<string, unknown>;
+      const firstDigest = (list: unknown): string => (list as { digest: string }[])[0]?.digest ?? '';
+      const index = await json(`manifests/${digest.replace(':', '-')}`, OCI_INDEX);
+      const manifest = await json(`manifests/${firstDigest(index['manifests'])}`, OCI_MANIFEST);
+      const envelope = await get(`blobs/${firstDigest(manifest['layers'])}`, '*/*');
+      return { manifest, envelope };
+    }
+
+    /** Makes `envelope` the only signature of `subject`: a signature manifest and the referrers tag. */
+    async function replaceSignatures(
+      repository: string,
+      template: Record<string, unknown>,
+      envelope: Buffer,
+      subject: PushedManifest,
+    ): Promise<void> {
+      const target = { registryUrl: distribution.url, repository };
+      const blob = await pushBlob(target, envelope);
+      const layers = template['layers'] as { mediaType: string }[];
+      const manifest = Buffer.from(
+        JSON.stringify({
+          ...template,
+          layers: [{ mediaType: layers[0]?.mediaType, digest: blob.digest, size: blob.size }],
+          subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.manifest.length },
+        }),
+      );
+      const digest = await pushManifest(target, sha256Digest(manifest), manifest, OCI_MANIFEST);
+      const index = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: OCI_INDEX,
+          manifests: [
+            {
+              mediaType: OCI_MANIFEST,
+              digest,
+              size: manifest.length,
+              artifactType: 'application/vnd.cncf.notary.signature',
+            },
+          ],
+        }),
+      );
+      await pushManifest(target, subject.digest.replace(':', '-'), index, OCI_INDEX);
+    }
+
+    it('rejects a tampered JWS envelope with NOTATION_SIGNATURE_INVALID', async () => {
+      const { image, reference } = await signed(distribution, 'test/tampered', test);
+      const { manifest, envelope } = await storedSignature('test/tampered', image.digest);
+      const jws = JSON.parse(envelope.toString()) as { signature: string };
+      const signature = Buffer.from(jws.signature, 'base64url');
+      signature[0] = (signature[0] ?? 0) ^ 0xff;
+      jws.signature = signature.toString('base64url');
+      await replaceSignatures('test/tampered', manifest, Buffer.from(JSON.stringify(jws)), image);
+      const outcome = await bothVerdicts('tampered envelope', reference, {
+        trusted: [test.trustedPem],
+        level: 'strict',
+      });
+      expect(!outcome.ok && outcome.error.code).toBe('NOTATION_SIGNATURE_INVALID');
+    });
+
+    it('rejects an envelope that is not a Notary envelope with NOTATION_ENVELOPE_MALFORMED', async () => {
+      const { image, reference } = await signed(distribution, 'test/malformed', test, 'cose');
+      const { manifest } = await storedSignature('test/malformed', image.digest);
+      await replaceSignatures('test/malformed', manifest, Buffer.from('not cbor at all'), image);
+      const outcome = await bothVerdicts('malformed envelope', reference, {
+        trusted: [test.trustedPem],
+        level: 'strict',
+      });
+      expect(!outcome.ok && outcome.error.code).toBe('NOTATION_ENVELOPE_MALFORMED');
+    });
+
+    it('rejects a signature of another digest attached to the image with NOTATION_DIGEST_MISMATCH', async () => {
+      const { image: signedImage } = await signed(distribution, 'test/copied', test);
+      const other = await pushRandomImage(distribution.url, 'test/copied', 'v2');
+      const { manifest, envelope } = await storedSignature('test/copied', signedImage.digest);
+      await replaceSignatures('test/copied', manifest, envelope, other);
+      const reference = `${distribution.host}/test/copied@${other.digest}`;
+      const outcome = await bothVerdicts('signature of another digest', reference, {
+        trusted: [test.trustedPem],
+        level: 'strict',
+      });
+      expect(!outcome.ok && outcome.error).toMatchObject({
+        code: 'NOTATION_DIGEST_MISMATCH',
+        message: expect.stringContaining(signedImage.digest) as unknown,
+      });
+    });
+  });
+
+  it('rejects an expired signing certificate without a timestamp; permissive admits and says so', async () => {
+    const strict = await signed(olareg, 'expired/app', shortLived);
+    const permissive = await signed(olareg, 'expired-permissive/app', shortLived, 'cose');
+    const deadline = shortLived.leafNotAfter.getTime() + 1_000;
+    while (Date.now() <= deadline) await new Promise((r) => setTimeout(r, EXPIRY_POLL_MS));
+    const rejected = await bothVerdicts('expired certificate, no timestamp', strict.reference, {
+      trusted: [shortLived.trustedPem],
+      level: 'strict',
+    });
+    expect(!rejected.ok && rejected.error.code).toBe('NOTATION_CERTIFICATE_EXPIRED');
+    const admitted = await bothVerdicts('expired certificate, permissive', permissive.reference, {
+      trusted: [shortLived.trustedPem],
+      level: 'permissive',
+    });
+    expect(admitted.ok && admitted.verdict.signers).toEqual([
+      'short',
+      expect.stringMatching(/^permissive: admitted despite NOTATION_CERTIFICATE_EXPIRED/),
+    ]);
+  });
+});
