@@ -161,8 +161,17 @@ export async function notationChainSigner(
 export async function notationSign(
   signer: NotationSigner,
   reference: string,
-  opts: { format?: SignatureFormat; referrersApi?: boolean } = {},
+  opts: {
+    format?: SignatureFormat;
+    referrersApi?: boolean;
+    /** An RFC 3161 TSA to countersign with, and the file of its root certificate. */
+    timestamp?: { url: string; rootFile: string };
+  } = {},
 ): Promise<void> {
+  const timestamp =
+    opts.timestamp === undefined
+      ? []
+      : ['--timestamp-url', opts.timestamp.url, '--timestamp-root-cert', opts.timestamp.rootFile];
   await notation(signer.configHome, [
     'sign',
     '--insecure-registry',
@@ -171,6 +180,7 @@ export async function notationSign(
     '--signature-format',
     opts.format ?? 'jws',
     `--force-referrers-tag=${opts.referrersApi === true ? 'false' : 'true'}`,
+    ...timestamp,
     reference,
   ]);
 }
@@ -179,6 +189,9 @@ export interface NotationVerifyPolicy {
   /** PEM certificates of the one `ca` trust store the policy names. */
   readonly trusted: readonly string[];
   readonly level: 'strict' | 'permissive' | 'audit' | 'skip';
+  /** PEM certificates of a `tsa` trust store; with them, the policy's verifyTimestamp applies. */
+  readonly tsa?: readonly string[];
+  readonly verifyTimestamp?: 'always' | 'afterCertExpiry';
 }
 
 /**
@@ -194,14 +207,21 @@ export async function notationVerifies(
   const store = path.join(configHome, 'notation', 'truststore', 'x509', 'ca', 'roots');
   await mkdir(store, { recursive: true });
   await Promise.all(policy.trusted.map((pem, i) => writeFile(path.join(store, `root-${i}.crt`), pem)));
+  const tsaStore = path.join(configHome, 'notation', 'truststore', 'x509', 'tsa', 'tsa');
+  await mkdir(tsaStore, { recursive: true });
+  await Promise.all((policy.tsa ?? []).map((pem, i) => writeFile(path.join(tsaStore, `tsa-${i}.crt`), pem)));
+  const withTsa = (policy.tsa ?? []).length > 0;
   const trustPolicy = {
     version: '1.0',
     trustPolicies: [
       {
         name: 'provenant-equivalent',
         registryScopes: ['*'],
-        signatureVerification: { level: policy.level },
-        trustStores: ['ca:roots'],
+        signatureVerification: {
+          level: policy.level,
+          ...(withTsa ? { verifyTimestamp: policy.verifyTimestamp ?? 'always' } : {}),
+        },
+        trustStores: withTsa ? ['ca:roots', 'tsa:tsa'] : ['ca:roots'],
         trustedIdentities: ['*'],
       },
     ],

@@ -210,10 +210,15 @@ export const ERROR_CODES = {
     transient: false,
     summary: 'No certificate of the signing chain is a trust root the rule selects (authenticity).',
   },
+  NOTATION_TIMESTAMP_INVALID: {
+    transient: false,
+    summary:
+      "A signature's RFC 3161 timestamp does not verify: not by a TSA that chains to the root's tsCert, or not over the signature.",
+  },
   NOTATION_CERTIFICATE_EXPIRED: {
     transient: false,
     summary:
-      'The signing chain is not valid at the time that counts: now, without a trusted timestamp (authentic timestamp).',
+      'The signing chain is not valid at the time that counts: a trusted timestamp's time, or now without one (authentic timestamp).',
   },
   NOTATION_EXPIRED: {
     transient: false,

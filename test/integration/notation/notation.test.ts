@@ -19,6 +19,7 @@ import {
 } from '../../harness/notation.ts';
 import { pushBlob, pushManifest, sha256Digest } from '../../harness/oci-push.ts';
 import { makeTempDir } from '../../harness/process.ts';
+import { startTimestampAuthority, type TimestampAuthority } from '../../harness/tsa.ts';
 import {
   startDistributionRegistry,
   startReferrersRegistry,
@@ -45,6 +46,8 @@ describe('notation validator, signatures made by the notation CLI', () => {
   let stranger: NotationSigner;
   let chain: NotationSigner;
   let shortLived: NotationSigner & { leafNotAfter: Date };
+  let stamped: NotationSigner & { leafNotAfter: Date };
+  let tsa: TimestampAuthority;
   let runtime: Runtime;
   const table: Row[] = [];
 
@@ -86,11 +89,14 @@ describe('notation validator, signatures made by the notation CLI', () => {
       startDistributionRegistry(),
       makeTempDir('notation'),
     ]);
-    [test, stranger, chain, shortLived] = await Promise.all([
+    const leafNotAfter = new Date(Date.now() + SHORT_VALIDITY_MS);
+    [test, stranger, chain, shortLived, stamped, tsa] = await Promise.all([
       notationTestSigner(dir, 'test'),
       notationTestSigner(dir, 'stranger'),
       notationChainSigner(dir, 'chain'),
-      notationChainSigner(dir, 'short', { leafNotAfter: new Date(Date.now() + SHORT_VALIDITY_MS) }),
+      notationChainSigner(dir, 'short', { leafNotAfter }),
+      notationChainSigner(dir, 'stamped', { leafNotAfter }),
+      startTimestampAuthority(dir),
     ]);
     const root = (name: string, signer: NotationSigner): string =>
       `      - { name: ${name}, cert: ${JSON.stringify(signer.trustedPem)} }`;
@@ -102,6 +108,9 @@ describe('notation validator, signatures made by the notation CLI', () => {
       `  - { pattern: "${host}/audit/*", validator: notation, with: { trustRoot: stranger, verificationLevel: audit } }`,
       `  - { pattern: "${host}/expired/*", validator: notation, with: { trustRoot: short } }`,
       `  - { pattern: "${host}/expired-permissive/*", validator: notation, with: { trustRoot: short, verificationLevel: permissive } }`,
+      `  - { pattern: "${host}/stamped/*", validator: notation, with: { trustRoot: stamped } }`,
+      `  - { pattern: "${host}/stamped-after/*", validator: notation, with: { trustRoot: stamped, verifyTimestamp: afterCertExpiry } }`,
+      `  - { pattern: "${host}/wrong-tsa/*", validator: notation, with: { trustRoot: wrong-tsa } }`,
     ]);
     const yaml = `
 validators:
@@ -113,6 +122,8 @@ ${root('test', test)}
 ${root('stranger', stranger)}
 ${root('chain', chain)}
 ${root('short', shortLived)}
+      - { name: stamped, cert: ${JSON.stringify(stamped.trustedPem)}, tsCert: ${JSON.stringify(tsa.rootPem)} }
+      - { name: wrong-tsa, cert: ${JSON.stringify(stamped.trustedPem)}, tsCert: ${JSON.stringify(stranger.trustedPem)} }
 policy:
   - { pattern: "*:*", validator: deny }
 ${rules.join('\n')}
@@ -127,7 +138,7 @@ registries:
     // The cross-check table: every case, Provenant's verdict next to notation verify's.
     if (table.length > 0) console.table(table);
     await runtime?.close();
-    await Promise.all([olareg?.stop(), distribution?.stop()]);
+    await Promise.all([olareg?.stop(), distribution?.stop(), tsa?.stop()]);
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
@@ -296,23 +307,83 @@ registries:
     });
   });
 
-  it('rejects an expired signing certificate without a timestamp; permissive admits and says so', async () => {
-    const strict = await signed(olareg, 'expired/app', shortLived);
-    const permissive = await signed(olareg, 'expired-permissive/app', shortLived, 'cose');
-    const deadline = shortLived.leafNotAfter.getTime() + 1_000;
-    while (Date.now() <= deadline) await new Promise((r) => setTimeout(r, EXPIRY_POLL_MS));
-    const rejected = await bothVerdicts('expired certificate, no timestamp', strict.reference, {
-      trusted: [shortLived.trustedPem],
-      level: 'strict',
+  describe('once the signing certificate has expired', () => {
+    const images: Record<string, string> = {};
+
+    beforeAll(async () => {
+      const stamp = { url: tsa.url, rootFile: tsa.rootFile };
+      const sign = async (
+        repository: string,
+        signer: NotationSigner,
+        timestamped: boolean,
+      ): Promise<void> => {
+        const image = await pushRandomImage(olareg.url, repository, 'v1');
+        const reference = `${olareg.host}/${repository}@${image.digest}`;
+        await notationSign(signer, reference, {
+          referrersApi: true,
+          format: repository.includes('after') ? 'cose' : 'jws',
+          ...(timestamped ? { timestamp: stamp } : {}),
+        });
+        images[repository] = reference;
+      };
+      await sign('expired/app', shortLived, false);
+      await sign('expired-permissive/app', shortLived, false);
+      await sign('stamped/app', stamped, true);
+      await sign('stamped-after/app', stamped, true);
+      await sign('wrong-tsa/app', stamped, true);
+      // Wait (polling the clock) until the leaf certificates are past their notAfter.
+      const deadline = shortLived.leafNotAfter.getTime() + 1_000;
+      while (Date.now() <= deadline) await new Promise((r) => setTimeout(r, EXPIRY_POLL_MS));
     });
-    expect(!rejected.ok && rejected.error.code).toBe('NOTATION_CERTIFICATE_EXPIRED');
-    const admitted = await bothVerdicts('expired certificate, permissive', permissive.reference, {
-      trusted: [shortLived.trustedPem],
-      level: 'permissive',
+
+    const reference = (repository: string): string => images[repository] ?? '';
+
+    it('rejects the certificate without a timestamp with NOTATION_CERTIFICATE_EXPIRED', async () => {
+      const outcome = await bothVerdicts('expired certificate, no timestamp', reference('expired/app'), {
+        trusted: [shortLived.trustedPem],
+        level: 'strict',
+      });
+      expect(!outcome.ok && outcome.error.code).toBe('NOTATION_CERTIFICATE_EXPIRED');
     });
-    expect(admitted.ok && admitted.verdict.signers).toEqual([
-      'short',
-      expect.stringMatching(/^permissive: admitted despite NOTATION_CERTIFICATE_EXPIRED/),
-    ]);
+
+    it('admits it under permissive, and the verdict says so', async () => {
+      const outcome = await bothVerdicts(
+        'expired certificate, permissive',
+        reference('expired-permissive/app'),
+        {
+          trusted: [shortLived.trustedPem],
+          level: 'permissive',
+        },
+      );
+      expect(outcome.ok && outcome.verdict.signers).toEqual([
+        'short',
+        expect.stringMatching(/^permissive: admitted despite NOTATION_CERTIFICATE_EXPIRED/),
+      ]);
+    });
+
+    it.each([
+      ['stamped/app', 'always'],
+      ['stamped-after/app', 'afterCertExpiry'],
+    ] as const)(
+      'admits %s: a trusted timestamp taken while it was valid (verifyTimestamp %s)',
+      async (repository, when) => {
+        const outcome = await bothVerdicts(`expired certificate, timestamp, ${when}`, reference(repository), {
+          trusted: [stamped.trustedPem],
+          level: 'strict',
+          tsa: [tsa.rootPem],
+          verifyTimestamp: when,
+        });
+        expect(outcome.ok && outcome.verdict.signers).toEqual(['stamped']);
+      },
+    );
+
+    it('rejects a timestamp by a TSA that does not chain to tsCert with NOTATION_TIMESTAMP_INVALID', async () => {
+      const outcome = await bothVerdicts('expired certificate, untrusted TSA', reference('wrong-tsa/app'), {
+        trusted: [stamped.trustedPem],
+        level: 'strict',
+        tsa: [stranger.trustedPem],
+      });
+      expect(!outcome.ok && outcome.error.code).toBe('NOTATION_TIMESTAMP_INVALID');
+    });
   });
 });

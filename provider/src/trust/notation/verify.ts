@@ -9,6 +9,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { ErrorCode } from '../../types/errors.ts';
 import { checkCodeSigningChain, invalidAt, InvalidChain, revocationSources, trustedMatch } from './chain.ts';
 import { MalformedEnvelope, verifyEnvelope, type VerifiedEnvelope } from './envelope.ts';
+import { InvalidTimestamp, verifyTimestamp, type VerifiedTimestamp } from './timestamp.ts';
 
 export type Validation = 'integrity' | 'authenticity' | 'authenticTimestamp' | 'expiry' | 'revocation';
 export type Action = 'enforce' | 'log' | 'skip';
@@ -59,6 +60,10 @@ export interface PolicyOptions {
   readonly trusted: readonly TrustedCertificate[];
   readonly actions: Readonly<Record<Validation, Action>>;
   readonly now: Date;
+  /** Trusted TSA certificates (`tsCert` of the selected roots); none: timestamps are not used. */
+  readonly tsaRoots: readonly X509Certificate[];
+  /** Connaisseur's `with.verifyTimestamp`: check the timestamp always, or only once the chain expired. */
+  readonly verifyTimestamp: 'always' | 'afterCertExpiry';
 }
 
 export interface Failure {
@@ -90,10 +95,13 @@ export async function verifySignature(
   opts: PolicyOptions,
 ): Promise<SignatureOutcome> {
   const logged: Failure[] = [];
-  const step = (validation: Validation, check: () => Omit<Failure, 'validation'> | undefined): void => {
+  const step = async (
+    validation: Validation,
+    check: () => Omit<Failure, 'validation'> | undefined | Promise<Omit<Failure, 'validation'> | undefined>,
+  ): Promise<void> => {
     const action = opts.actions[validation];
     if (action === 'skip') return;
-    const found = check();
+    const found = await check();
     if (found === undefined) return;
     const failure = { validation, ...found };
     if (action === 'enforce') throw new Rejected(failure);
@@ -102,13 +110,13 @@ export async function verifySignature(
   try {
     const envelope = await integrity(mediaType, envelopeBytes);
     let roots: string[] = [];
-    step('authenticity', () => {
+    await step('authenticity', () => {
       roots = authenticRoots(envelope, opts.trusted);
       return roots.length > 0 ? undefined : untrusted(envelope, opts.trusted);
     });
-    step('authenticTimestamp', () => authenticTimestamp(envelope, opts.now));
-    step('expiry', () => expiry(envelope, opts.now));
-    step('revocation', () => revocation(envelope));
+    await step('authenticTimestamp', () => authenticTimestamp(envelope, opts));
+    await step('expiry', () => expiry(envelope, opts.now));
+    await step('revocation', () => revocation(envelope));
     target(envelope, opts.target);
     return { ok: true, roots, logged };
   } catch (err) {
@@ -164,16 +172,46 @@ function untrusted(
 }
 
 /**
- * Authentic timestamp: without a trusted timestamp, the chain must be valid now (notary.x509) or at the
- * authentic signing time (notary.x509.signingAuthority).
+ * Authentic timestamp (trust-store-trust-policy.md "Authentic timestamp"): for `notary.x509`, a
+ * timestamp by a trusted TSA, and the chain valid at its time; without one (or without trusted TSA
+ * certificates), the chain valid now. `afterCertExpiry` looks at the timestamp only once the chain has
+ * expired. For `notary.x509.signingAuthority`, the chain valid at the authentic signing time.
  */
-function authenticTimestamp(envelope: VerifiedEnvelope, now: Date): Omit<Failure, 'validation'> | undefined {
-  const at = envelope.signingScheme === 'notary.x509' ? now : envelope.signingTime;
-  const invalid = invalidAt(envelope.chain, at);
+async function authenticTimestamp(
+  envelope: VerifiedEnvelope,
+  opts: PolicyOptions,
+): Promise<Omit<Failure, 'validation'> | undefined> {
+  if (envelope.signingScheme !== 'notary.x509')
+    return validAt(envelope, envelope.signingTime, envelope.signingTime);
+  const token = envelope.timestampToken;
+  const validNow = invalidAt(envelope.chain, opts.now) === undefined;
+  const useTimestamp =
+    token !== undefined && opts.tsaRoots.length > 0 && (opts.verifyTimestamp === 'always' || !validNow);
+  if (!useTimestamp) return validAt(envelope, opts.now, opts.now);
+  let stamp: VerifiedTimestamp;
+  try {
+    stamp = await verifyTimestamp(token, envelope.signature, opts.tsaRoots);
+  } catch (err) {
+    if (!(err instanceof InvalidTimestamp)) throw err;
+    return {
+      code: 'NOTATION_TIMESTAMP_INVALID',
+      detail: `expected a timestamp by a trusted TSA (tsCert), found that ${err.message}`,
+    };
+  }
+  return validAt(envelope, stamp.earliest, stamp.latest);
+}
+
+/** The whole chain valid from `from` to `to` (a timestamp's accuracy window, or one instant). */
+function validAt(envelope: VerifiedEnvelope, from: Date, to: Date): Omit<Failure, 'validation'> | undefined {
+  const invalid = invalidAt(envelope.chain, from) ?? invalidAt(envelope.chain, to);
   if (invalid === undefined) return undefined;
+  const when =
+    from.getTime() === to.getTime()
+      ? from.toISOString()
+      : `${from.toISOString()}–${to.toISOString()} (timestamp)`;
   return {
     code: 'NOTATION_CERTIFICATE_EXPIRED',
-    detail: `expected every certificate of the chain to be valid at ${at.toISOString()}${envelope.timestampToken === undefined ? ' (the signature has no timestamp)' : ''}, found "${invalid.subject.replaceAll('\n', ', ')}" valid from ${invalid.validFrom} to ${invalid.validTo}`,
+    detail: `expected every certificate of the chain to be valid at ${when}${envelope.timestampToken === undefined ? ' (the signature has no timestamp)' : ''}, found "${invalid.subject.replaceAll('\n', ', ')}" valid from ${invalid.validFrom} to ${invalid.validTo}`,
   };
 }
 

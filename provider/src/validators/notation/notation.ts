@@ -35,6 +35,7 @@ const FAILURE_RANK: readonly ErrorCode[] = [
   'NOTATION_SIGNATURE_INVALID',
   'NOTATION_CERTIFICATE_INVALID',
   'NOTATION_CERTIFICATE_UNTRUSTED',
+  'NOTATION_TIMESTAMP_INVALID',
   'NOTATION_CERTIFICATE_EXPIRED',
   'NOTATION_EXPIRED',
   'NOTATION_REVOCATION_UNCHECKED',
@@ -58,6 +59,8 @@ export class NotationValidator implements Validator {
   readonly type = 'notation';
   readonly name: string;
   private readonly roots: ReadonlyMap<string, readonly X509Certificate[]>;
+  /** Each root's `tsCert`: the TSA certificates that vouch for timestamps on its signatures. */
+  private readonly tsaRoots: ReadonlyMap<string, readonly X509Certificate[]>;
   private readonly now: () => Date;
 
   constructor(
@@ -67,6 +70,12 @@ export class NotationValidator implements Validator {
     this.name = config.name;
     this.roots = new Map(
       config.trustRoots.map((r) => [r.name, parseCertificates(r.cert ?? '', config.name, r.name)]),
+    );
+    this.tsaRoots = new Map(
+      config.trustRoots.map((r) => [
+        r.name,
+        r.tsCert === undefined ? [] : parseCertificates(r.tsCert, config.name, r.name),
+      ]),
     );
     this.now = deps.now ?? (() => new Date());
   }
@@ -94,6 +103,8 @@ export class NotationValidator implements Validator {
       trusted,
       actions: LEVEL_ACTIONS[level],
       now: this.now(),
+      tsaRoots: [...new Set(trusted.map((t) => t.name))].flatMap((name) => this.tsaRoots.get(name) ?? []),
+      verifyTimestamp: rule.with?.verifyTimestamp ?? 'always',
     };
     const outcomes: { source: string; outcome: SignatureOutcome }[] = [];
     for (const s of signatures) {
