@@ -218,7 +218,7 @@ export const ERROR_CODES = {
   NOTATION_CERTIFICATE_EXPIRED: {
     transient: false,
     summary:
-      'The signing chain is not valid at the time that counts: a trusted timestamp's time, or now without one (authentic timestamp).',
+      "The signing chain is not valid at the time that counts: a trusted timestamp's time, or now without one (authentic timestamp).",
   },
   NOTATION_EXPIRED: {
     transient: false,
