@@ -8,9 +8,12 @@ import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { createServer } from 'node:http';
+import { LOOPBACK_HOST, startProcess, type ServerProcess } from './process.ts';
 import { toolPath } from './tools.ts';
 
 const run = promisify(execFile);
+const LEAF_BACKDATE_MS = 60_000;
 
 export interface NotationSigner {
   readonly name: string;
@@ -61,17 +64,27 @@ function asn1Time(date: Date): string {
 
 /**
  * An openssl CA chain root → intermediate → leaf (P-256, keyUsage digitalSignature, EKU codeSigning),
- * the leaf valid until `leafNotAfter` (default: a day), entered as notation key `name`.
+ * entered as notation key `name` (the leaf: issueLeaf).
  */
 export async function notationChainSigner(
   dir: string,
   name: string,
-  opts: { leafNotAfter?: Date } = {},
-): Promise<NotationSigner & { readonly leafNotAfter: Date }> {
+  opts: {
+    /** Default: a day from now. */
+    leafNotAfter?: Date;
+    /** Where the leaf says its revocation is published (AIA OCSP responder, CRL distribution point). */
+    ocspUrl?: string;
+    crlUrl?: string;
+  } = {},
+): Promise<ChainSigner> {
   const ca = path.join(dir, `ca-${name}`);
   await mkdir(path.join(ca, 'certs'), { recursive: true });
+  const leafExtensions = [
+    ...(opts.ocspUrl === undefined ? [] : [`authorityInfoAccess = OCSP;URI:${opts.ocspUrl}`]),
+    ...(opts.crlUrl === undefined ? [] : [`crlDistributionPoints = URI:${opts.crlUrl}`]),
+  ];
   await Promise.all([
-    writeFile(path.join(ca, 'ca.cnf'), CA_CONFIG),
+    writeFile(path.join(ca, 'ca.cnf'), `${CA_CONFIG}${leafExtensions.map((l) => `${l}\n`).join('')}`),
     writeFile(path.join(ca, 'index.txt'), ''),
     writeFile(path.join(ca, 'serial'), '01\n'),
   ]);
@@ -141,17 +154,105 @@ export async function notationChainSigner(
     '-subj',
     `/CN=${name} signer`,
   );
-  const leafNotAfter = opts.leafNotAfter ?? new Date(Date.now() + 86_400_000);
-  await caSign('leaf.csr', 'int', 'leaf.crt', '-extensions', 'v3_leaf', '-enddate', asn1Time(leafNotAfter));
-  const [leaf, intermediate, root] = await Promise.all(
-    ['leaf.crt', 'int.crt', 'root.crt'].map((f) => readFile(path.join(ca, f), 'utf8')),
-  );
-  await writeFile(path.join(ca, 'chain.crt'), `${leaf}${intermediate}${root}`);
+  const [root] = await Promise.all([readFile(path.join(ca, 'root.crt'), 'utf8')]);
   const configHome = path.join(dir, `notation-${name}`);
   await mkdir(path.join(configHome, 'notation'), { recursive: true });
   const keys = { keys: [{ name, keyPath: path.join(ca, 'leaf.key'), certPath: path.join(ca, 'chain.crt') }] };
   await writeFile(path.join(configHome, 'notation', 'signingkeys.json'), JSON.stringify(keys));
-  return { name, configHome, trustedPem: root as string, leafNotAfter };
+  const signer = { name, configHome, trustedPem: root, caDir: ca };
+  await issueLeaf(signer, opts.leafNotAfter ?? new Date(Date.now() + 86_400_000));
+  return signer;
+}
+
+/**
+ * (Re-)issues the signer's leaf certificate, valid until `notAfter`, and its chain file leaf →
+ * intermediate → root (what notation signs with).
+ */
+export async function issueLeaf(signer: ChainSigner, notAfter: Date): Promise<void> {
+  // Valid from a minute ago: a timestamp's accuracy window starting just before issuance still fits.
+  const notBefore = new Date(Date.now() - LEAF_BACKDATE_MS);
+  await caCommand(
+    signer,
+    '-notext',
+    '-in',
+    'leaf.csr',
+    '-out',
+    'leaf.crt',
+    '-extensions',
+    'v3_leaf',
+    '-startdate',
+    asn1Time(notBefore),
+    '-enddate',
+    asn1Time(notAfter),
+  );
+  const [leaf, intermediate, root] = await Promise.all(
+    ['leaf.crt', 'int.crt', 'root.crt'].map((f) => readFile(path.join(signer.caDir, f), 'utf8')),
+  );
+  await writeFile(path.join(signer.caDir, 'chain.crt'), `${leaf}${intermediate}${root}`);
+}
+
+export interface ChainSigner extends NotationSigner {
+  /** The openssl CA directory: the intermediate (int.crt, int.key) issued the leaf (leaf.crt). */
+  readonly caDir: string;
+}
+
+function caCommand(signer: ChainSigner, ...args: string[]): Promise<unknown> {
+  return run(
+    'openssl',
+    ['ca', '-batch', '-config', 'ca.cnf', '-cert', 'int.crt', '-keyfile', 'int.key', ...args],
+    {
+      cwd: signer.caDir,
+    },
+  );
+}
+
+/** Marks the leaf revoked in the intermediate CA's database (what `openssl ocsp` and the CRL report). */
+export async function revokeLeaf(signer: ChainSigner): Promise<void> {
+  await caCommand(signer, '-revoke', 'leaf.crt', '-crl_reason', 'keyCompromise');
+}
+
+/** The real `openssl ocsp` responder for the intermediate CA, signing with the intermediate's key. */
+export function startOcspResponder(signer: ChainSigner, port: number): Promise<ServerProcess> {
+  return startProcess({
+    name: 'openssl ocsp',
+    command: 'openssl',
+    args: [
+      'ocsp',
+      '-index',
+      'index.txt',
+      '-port',
+      String(port),
+      '-rsigner',
+      'int.crt',
+      '-rkey',
+      'int.key',
+      '-CA',
+      'int.crt',
+      '-nmin',
+      '10',
+      // The CA signs its own answers; an embedded certificate would have to be a delegated responder's.
+      '-resp_no_certs',
+      // Child processes, each serving one connection at a time: a kept-alive connection holds only one.
+      '-multi',
+      '4',
+    ],
+    cwd: signer.caDir,
+    ready: { kind: 'tcp', host: LOOPBACK_HOST, port },
+  });
+}
+
+/** A CRL made by `openssl ca -gencrl` (DER), served over HTTP at any path of `port`. */
+export async function startCrlServer(signer: ChainSigner, port: number): Promise<{ stop(): Promise<void> }> {
+  await caCommand(signer, '-gencrl', '-crldays', '1', '-out', 'crl.pem');
+  await run('openssl', ['crl', '-in', 'crl.pem', '-outform', 'DER', '-out', 'crl.der'], {
+    cwd: signer.caDir,
+  });
+  const crl = await readFile(path.join(signer.caDir, 'crl.der'));
+  const server = createServer((_, res) =>
+    res.writeHead(200, { 'content-type': 'application/pkix-crl' }).end(crl),
+  );
+  await new Promise<void>((resolve) => server.listen(port, LOOPBACK_HOST, resolve));
+  return { stop: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
 /**

@@ -224,10 +224,14 @@ export const ERROR_CODES = {
     transient: false,
     summary: 'The signature is past the expiry its signer set (`io.cncf.notary.expiry`).',
   },
-  NOTATION_REVOCATION_UNCHECKED: {
+  NOTATION_REVOKED: {
     transient: false,
+    summary: 'A certificate of the signing chain is revoked (OCSP or CRL).',
+  },
+  NOTATION_REVOCATION_UNKNOWN: {
+    transient: true,
     summary:
-      'The signing chain names OCSP or CRL sources, and this build cannot check revocation; enforced at the strict level.',
+      'No OCSP responder or CRL of the signing chain gave an answer in time; enforced at the strict level.',
   },
   NOTATION_DIGEST_MISMATCH: {
     transient: false,

@@ -49,7 +49,11 @@ export function createValidator(config: ValidatorConfig, deps: ValidatorDeps): V
         registries: deps.registries,
       });
     case 'notation':
-      return new NotationValidator(config, { registry: deps.registry });
+      return new NotationValidator(config, {
+        registry: deps.registry,
+        registries: deps.registries,
+        requestTimeoutMs: deps.network?.requestTimeoutMs,
+      });
   }
 }
 

@@ -14,11 +14,16 @@ import {
   notationSign,
   notationTestSigner,
   notationVerifies,
+  issueLeaf,
+  revokeLeaf,
+  startCrlServer,
+  startOcspResponder,
+  type ChainSigner,
   type NotationSigner,
   type NotationVerifyPolicy,
 } from '../../harness/notation.ts';
 import { pushBlob, pushManifest, sha256Digest } from '../../harness/oci-push.ts';
-import { makeTempDir } from '../../harness/process.ts';
+import { freePort, LOOPBACK_HOST, makeTempDir } from '../../harness/process.ts';
 import { startTimestampAuthority, type TimestampAuthority } from '../../harness/tsa.ts';
 import {
   startDistributionRegistry,
@@ -45,9 +50,15 @@ describe('notation validator, signatures made by the notation CLI', () => {
   let test: NotationSigner;
   let stranger: NotationSigner;
   let chain: NotationSigner;
-  let shortLived: NotationSigner & { leafNotAfter: Date };
-  let stamped: NotationSigner & { leafNotAfter: Date };
+  let shortLived: ChainSigner;
+  let stamped: ChainSigner;
   let tsa: TimestampAuthority;
+  /** Signers whose leaf names an OCSP responder or a CRL, and the servers that answer for them. */
+  let revocation: Record<
+    'ocsp-good' | 'ocsp-revoked' | 'crl-revoked' | 'unreachable' | 'unlisted',
+    ChainSigner
+  >;
+  const revocationServers: { stop(): Promise<void> }[] = [];
   let runtime: Runtime;
   const table: Row[] = [];
 
@@ -89,15 +100,44 @@ describe('notation validator, signatures made by the notation CLI', () => {
       startDistributionRegistry(),
       makeTempDir('notation'),
     ]);
-    const leafNotAfter = new Date(Date.now() + SHORT_VALIDITY_MS);
     [test, stranger, chain, shortLived, stamped, tsa] = await Promise.all([
       notationTestSigner(dir, 'test'),
       notationTestSigner(dir, 'stranger'),
       notationChainSigner(dir, 'chain'),
-      notationChainSigner(dir, 'short', { leafNotAfter }),
-      notationChainSigner(dir, 'stamped', { leafNotAfter }),
+      notationChainSigner(dir, 'short'),
+      notationChainSigner(dir, 'stamped'),
       startTimestampAuthority(dir),
     ]);
+    const [ocspGoodPort, ocspRevokedPort, crlPort, closedPort] = await Promise.all([
+      freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
+    ]);
+    const local = (port: number): string => `http://${LOOPBACK_HOST}:${port}`;
+    const [ocspGood, ocspRevoked, crlRevoked, unreachable, unlisted] = await Promise.all([
+      notationChainSigner(dir, 'ocsp-good', { ocspUrl: local(ocspGoodPort) }),
+      notationChainSigner(dir, 'ocsp-revoked', { ocspUrl: local(ocspRevokedPort) }),
+      notationChainSigner(dir, 'crl-revoked', { crlUrl: `${local(crlPort)}/int.crl` }),
+      notationChainSigner(dir, 'unreachable', { ocspUrl: local(closedPort) }),
+      // A responder host no registries: entry names: loopback, so the egress policy refuses it.
+      notationChainSigner(dir, 'unlisted', { ocspUrl: `http://localhost:${ocspGoodPort}` }),
+    ]);
+    revocation = {
+      'ocsp-good': ocspGood,
+      'ocsp-revoked': ocspRevoked,
+      'crl-revoked': crlRevoked,
+      unreachable,
+      unlisted,
+    };
+    await Promise.all([revokeLeaf(ocspRevoked), revokeLeaf(crlRevoked)]);
+    revocationServers.push(
+      ...(await Promise.all([
+        startOcspResponder(ocspGood, ocspGoodPort),
+        startOcspResponder(ocspRevoked, ocspRevokedPort),
+        startCrlServer(crlRevoked, crlPort),
+      ])),
+    );
     const root = (name: string, signer: NotationSigner): string =>
       `      - { name: ${name}, cert: ${JSON.stringify(signer.trustedPem)} }`;
     const rules = [olareg, distribution].flatMap(({ host }) => [
@@ -111,6 +151,10 @@ describe('notation validator, signatures made by the notation CLI', () => {
       `  - { pattern: "${host}/stamped/*", validator: notation, with: { trustRoot: stamped } }`,
       `  - { pattern: "${host}/stamped-after/*", validator: notation, with: { trustRoot: stamped, verifyTimestamp: afterCertExpiry } }`,
       `  - { pattern: "${host}/wrong-tsa/*", validator: notation, with: { trustRoot: wrong-tsa } }`,
+      ...Object.keys(revocation).map(
+        (name) => `  - { pattern: "${host}/${name}/*", validator: notation, with: { trustRoot: ${name} } }`,
+      ),
+      `  - { pattern: "${host}/unreachable-permissive/*", validator: notation, with: { trustRoot: unreachable, verificationLevel: permissive } }`,
     ]);
     const yaml = `
 validators:
@@ -123,6 +167,9 @@ ${root('stranger', stranger)}
 ${root('chain', chain)}
 ${root('short', shortLived)}
       - { name: stamped, cert: ${JSON.stringify(stamped.trustedPem)}, tsCert: ${JSON.stringify(tsa.rootPem)} }
+${Object.entries(revocation)
+  .map(([name, signer]) => root(name, signer))
+  .join('\n')}
       - { name: wrong-tsa, cert: ${JSON.stringify(stamped.trustedPem)}, tsCert: ${JSON.stringify(stranger.trustedPem)} }
 policy:
   - { pattern: "*:*", validator: deny }
@@ -130,6 +177,7 @@ ${rules.join('\n')}
 registries:
   - { host: "${olareg.host}", insecure: true }
   - { host: "${distribution.host}", insecure: true }
+${[ocspGoodPort, ocspRevokedPort, crlPort, closedPort].map((p) => `  - { host: "${LOOPBACK_HOST}:${p}" }`).join('\n')}
 `;
     runtime = new Runtime(parseConfig(yaml, 'notation test', dir), 'notation test');
   });
@@ -138,7 +186,12 @@ registries:
     // The cross-check table: every case, Provenant's verdict next to notation verify's.
     if (table.length > 0) console.table(table);
     await runtime?.close();
-    await Promise.all([olareg?.stop(), distribution?.stop(), tsa?.stop()]);
+    await Promise.all([
+      olareg?.stop(),
+      distribution?.stop(),
+      tsa?.stop(),
+      ...revocationServers.map((r) => r.stop()),
+    ]);
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
@@ -311,6 +364,8 @@ registries:
     const images: Record<string, string> = {};
 
     beforeAll(async () => {
+      const leafNotAfter = new Date(Date.now() + SHORT_VALIDITY_MS);
+      await Promise.all([issueLeaf(shortLived, leafNotAfter), issueLeaf(stamped, leafNotAfter)]);
       const stamp = { url: tsa.url, rootFile: tsa.rootFile };
       const sign = async (
         repository: string,
@@ -332,7 +387,7 @@ registries:
       await sign('stamped-after/app', stamped, true);
       await sign('wrong-tsa/app', stamped, true);
       // Wait (polling the clock) until the leaf certificates are past their notAfter.
-      const deadline = shortLived.leafNotAfter.getTime() + 1_000;
+      const deadline = leafNotAfter.getTime() + 1_000;
       while (Date.now() <= deadline) await new Promise((r) => setTimeout(r, EXPIRY_POLL_MS));
     });
 
@@ -384,6 +439,62 @@ registries:
         tsa: [stranger.trustedPem],
       });
       expect(!outcome.ok && outcome.error.code).toBe('NOTATION_TIMESTAMP_INVALID');
+    });
+  });
+
+  describe('revocation', () => {
+    async function signedBy(name: keyof typeof revocation, repository = `${name}/app`): Promise<string> {
+      const image = await pushRandomImage(olareg.url, repository, 'v1');
+      const reference = `${olareg.host}/${repository}@${image.digest}`;
+      await notationSign(revocation[name], reference, { referrersApi: true });
+      return reference;
+    }
+
+    it('admits a chain the OCSP responder (openssl ocsp) says is good', async () => {
+      const outcome = await bothVerdicts('OCSP good', await signedBy('ocsp-good'), {
+        trusted: [revocation['ocsp-good'].trustedPem],
+        level: 'strict',
+      });
+      expect(outcome.ok && outcome.verdict.signers).toEqual(['ocsp-good']);
+    });
+
+    it.each([
+      ['ocsp-revoked', 'OCSP'],
+      ['crl-revoked', 'CRL'],
+    ] as const)('rejects a leaf revoked by its CA (%s) with NOTATION_REVOKED', async (name, via) => {
+      const outcome = await bothVerdicts(`revoked, ${via}`, await signedBy(name), {
+        trusted: [revocation[name].trustedPem],
+        level: 'strict',
+      });
+      expect(!outcome.ok && outcome.error).toMatchObject({
+        code: 'NOTATION_REVOKED',
+        message: expect.stringContaining(via) as unknown,
+      });
+    });
+
+    it('rejects under strict when the responder does not answer, and permissive admits it', async () => {
+      const strict = await bothVerdicts('OCSP unreachable, strict', await signedBy('unreachable'), {
+        trusted: [revocation.unreachable.trustedPem],
+        level: 'strict',
+      });
+      expect(!strict.ok && strict.error.code).toBe('NOTATION_REVOCATION_UNKNOWN');
+      const permissive = await bothVerdicts(
+        'OCSP unreachable, permissive',
+        await signedBy('unreachable', 'unreachable-permissive/app'),
+        { trusted: [revocation.unreachable.trustedPem], level: 'permissive' },
+      );
+      expect(permissive.ok && permissive.verdict.signers).toEqual([
+        'unreachable',
+        expect.stringMatching(/^permissive: admitted despite NOTATION_REVOCATION_UNKNOWN/),
+      ]);
+    });
+
+    it('contacts no responder on a loopback host that no registries: entry names', async () => {
+      const outcome = await runtime.verifier.verify(await signedBy('unlisted'));
+      expect(!outcome.ok && outcome.error).toMatchObject({
+        code: 'NOTATION_REVOCATION_UNKNOWN',
+        message: expect.stringContaining('may not be contacted') as unknown,
+      });
     });
   });
 });

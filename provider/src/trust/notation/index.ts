@@ -10,3 +10,4 @@ export type {
 } from './verify.ts';
 export { COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, SIGNATURE_ARTIFACT_TYPE } from './envelope.ts';
 export { parseCertificates } from './trust-roots.ts';
+export type { RevocationFetch } from './revocation.ts';

@@ -5,9 +5,11 @@
  * at the rule's verification level (trust/notation). One signature that passes admits the image.
  */
 import type { X509Certificate } from 'node:crypto';
-import type { RuleConfig, ValidatorConfig } from '../../config/index.ts';
+import type { RegistryConfig, RuleConfig, ValidatorConfig } from '../../config/index.ts';
 import type { ImageReference } from '../../reference/index.ts';
 import type { Descriptor, Manifest, RegistryClient } from '../../registry/index.ts';
+import { EgressPolicy } from '../../registry/egress.ts';
+import { Transport } from '../../registry/transport.ts';
 import {
   COSE_MEDIA_TYPE,
   JWS_MEDIA_TYPE,
@@ -15,6 +17,7 @@ import {
   parseCertificates,
   SIGNATURE_ARTIFACT_TYPE,
   verifySignature,
+  type RevocationFetch,
   type SignatureOutcome,
   type TrustedCertificate,
 } from '../../trust/notation/index.ts';
@@ -29,6 +32,11 @@ export const MAX_NOTATION_SIGNATURES = 50;
 /** An envelope is a few KiB (payload, a chain of a few certificates, a timestamp token). */
 export const MAX_ENVELOPE_BYTES = 256 * 1024;
 
+/** All OCSP and CRL requests of one verification together (ms): well inside the default request deadline. */
+export const REVOCATION_BUDGET_MS = 1500;
+/** A CRL of a code-signing CA is small; an OCSP answer a few KiB. */
+export const MAX_REVOCATION_BYTES = 4 * 1024 * 1024;
+
 /** Which failure explains a rejection best: the one that got furthest through the checks. */
 const FAILURE_RANK: readonly ErrorCode[] = [
   'NOTATION_ENVELOPE_MALFORMED',
@@ -38,7 +46,8 @@ const FAILURE_RANK: readonly ErrorCode[] = [
   'NOTATION_TIMESTAMP_INVALID',
   'NOTATION_CERTIFICATE_EXPIRED',
   'NOTATION_EXPIRED',
-  'NOTATION_REVOCATION_UNCHECKED',
+  'NOTATION_REVOCATION_UNKNOWN',
+  'NOTATION_REVOKED',
   'NOTATION_DIGEST_MISMATCH',
 ];
 
@@ -51,6 +60,9 @@ interface StoredSignature {
 
 export interface NotationValidatorDeps {
   readonly registry: RegistryClient;
+  /** The `registries:` section: hosts it names are reachable for OCSP and CRLs at any address. */
+  readonly registries?: readonly RegistryConfig[] | undefined;
+  readonly requestTimeoutMs?: number | undefined;
   /** The clock for validity checks; tests move it, production leaves it alone. */
   readonly now?: () => Date;
 }
@@ -62,6 +74,8 @@ export class NotationValidator implements Validator {
   /** Each root's `tsCert`: the TSA certificates that vouch for timestamps on its signatures. */
   private readonly tsaRoots: ReadonlyMap<string, readonly X509Certificate[]>;
   private readonly now: () => Date;
+  /** OCSP and CRL requests, through the egress policy (purpose `revocation`). */
+  private readonly transport: Transport;
 
   constructor(
     config: NotationValidatorConfig,
@@ -78,6 +92,15 @@ export class NotationValidator implements Validator {
       ]),
     );
     this.now = deps.now ?? (() => new Date());
+    this.transport = new Transport({
+      requestTimeoutMs: deps.requestTimeoutMs ?? REVOCATION_BUDGET_MS,
+      maxRetries: 0,
+      egress: new EgressPolicy({ registries: deps.registries ?? [] }),
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.transport.close();
   }
 
   async validate({ image, rule, signal }: ValidationRequest): Promise<Validated> {
@@ -105,6 +128,7 @@ export class NotationValidator implements Validator {
       now: this.now(),
       tsaRoots: [...new Set(trusted.map((t) => t.name))].flatMap((name) => this.tsaRoots.get(name) ?? []),
       verifyTimestamp: rule.with?.verifyTimestamp ?? 'always',
+      fetchRevocation: this.revocationFetch(image, signal),
     };
     const outcomes: { source: string; outcome: SignatureOutcome }[] = [];
     for (const s of signatures) {
@@ -118,6 +142,29 @@ export class NotationValidator implements Validator {
       return { digest, signers: [...best.roots, ...notes] };
     }
     throw this.rejection(image, digest, trusted, outcomes);
+  }
+
+  /**
+   * GETs of OCSP responders and CRLs for one verification: all of them share one time budget inside the
+   * request's deadline, so a slow responder costs at most REVOCATION_BUDGET_MS, then counts as no answer.
+   */
+  private revocationFetch(image: ImageReference, signal: AbortSignal): RevocationFetch {
+    const budget = AbortSignal.any([signal, AbortSignal.timeout(REVOCATION_BUDGET_MS)]);
+    return async (url) => {
+      const res = await this.transport.send({
+        method: 'GET',
+        url,
+        // One request per connection: responders are not registries (openssl ocsp serves one
+        // connection at a time, and a kept-alive one would hold it).
+        headers: { accept: 'application/ocsp-response, application/pkix-crl', connection: 'close' },
+        maxBytes: MAX_REVOCATION_BYTES,
+        signal: budget,
+        image: image.original,
+        purpose: 'revocation',
+      });
+      if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+      return res.body;
+    };
   }
 
   /** `with.trustRoot`: one name, or `*` for any root (Connaisseur: OR over the roots). */
