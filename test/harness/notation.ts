@@ -299,18 +299,11 @@ export interface NotationVerifyPolicy {
  * The real `notation verify` in a fresh config dir holding a trust store and a trustpolicy.json
  * equivalent to a Provenant rule (Connaisseur's: scope `*`, identities `*`). True when it verifies.
  */
-export async function notationVerifies(
+export function notationVerifies(
   dir: string,
   reference: string,
   policy: NotationVerifyPolicy,
 ): Promise<boolean> {
-  const configHome = path.join(dir, `verify-${Math.random().toString(36).slice(2)}`);
-  const store = path.join(configHome, 'notation', 'truststore', 'x509', 'ca', 'roots');
-  await mkdir(store, { recursive: true });
-  await Promise.all(policy.trusted.map((pem, i) => writeFile(path.join(store, `root-${i}.crt`), pem)));
-  const tsaStore = path.join(configHome, 'notation', 'truststore', 'x509', 'tsa', 'tsa');
-  await mkdir(tsaStore, { recursive: true });
-  await Promise.all((policy.tsa ?? []).map((pem, i) => writeFile(path.join(tsaStore, `tsa-${i}.crt`), pem)));
   const withTsa = (policy.tsa ?? []).length > 0;
   const trustPolicy = {
     version: '1.0',
@@ -327,6 +320,27 @@ export async function notationVerifies(
       },
     ],
   };
+  return notationVerifiesWithPolicy(dir, reference, trustPolicy, {
+    'ca:roots': policy.trusted,
+    ...(withTsa ? { 'tsa:tsa': policy.tsa ?? [] } : {}),
+  });
+}
+
+/** `notation verify` with a given trustpolicy.json and trust stores (`type:name` → PEM certificates). */
+export async function notationVerifiesWithPolicy(
+  dir: string,
+  reference: string,
+  trustPolicy: unknown,
+  stores: Readonly<Record<string, readonly string[]>>,
+): Promise<boolean> {
+  const configHome = path.join(dir, `verify-${Math.random().toString(36).slice(2)}`);
+  await mkdir(path.join(configHome, 'notation'), { recursive: true });
+  for (const [store, pems] of Object.entries(stores)) {
+    const [type = '', name = ''] = store.split(':');
+    const storeDir = path.join(configHome, 'notation', 'truststore', 'x509', type, name);
+    await mkdir(storeDir, { recursive: true });
+    await Promise.all(pems.map((pem, i) => writeFile(path.join(storeDir, `cert-${i}.crt`), pem)));
+  }
   await writeFile(path.join(configHome, 'notation', 'trustpolicy.json'), JSON.stringify(trustPolicy));
   try {
     await notation(configHome, ['verify', '--insecure-registry', reference]);

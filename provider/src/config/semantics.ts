@@ -189,6 +189,8 @@ function ruleProblems(rule: RuleConfig, i: number, config: Config): string[] {
     return problems;
   }
   if (validator.type === 'static') return problems;
+  // A trustpolicy.json decides which roots count (its trustStores); `with.trustRoot` is not read.
+  if (validator.type === 'notation' && validator.trustPolicy !== undefined) return problems;
   const roots = new Set(validator.trustRoots.map((r) => r.name));
   const trustRoot = rule.with?.trustRoot ?? 'default';
   if (trustRoot !== '*' && !roots.has(trustRoot)) {

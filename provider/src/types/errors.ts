@@ -210,6 +210,16 @@ export const ERROR_CODES = {
     transient: false,
     summary: 'No certificate of the signing chain is a trust root the rule selects (authenticity).',
   },
+  NOTATION_IDENTITY_UNTRUSTED: {
+    transient: false,
+    summary:
+      "The signing certificate's subject is not one of the trust policy's trustedIdentities (authenticity).",
+  },
+  NOTATION_NO_TRUST_POLICY: {
+    transient: false,
+    summary:
+      "The validator's trustpolicy.json has no policy whose registryScopes name the image's repository, and no `*` policy.",
+  },
   NOTATION_TIMESTAMP_INVALID: {
     transient: false,
     summary:

@@ -4,7 +4,8 @@
  * Every case is also given to the real `notation verify` with the equivalent trustpolicy.json: both must
  * reach the same verdict (the table at the end).
  */
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../provider/src/config/index.ts';
 import { Runtime, type Outcome } from '../../../provider/src/service/index.ts';
@@ -14,6 +15,7 @@ import {
   notationSign,
   notationTestSigner,
   notationVerifies,
+  notationVerifiesWithPolicy,
   issueLeaf,
   revokeLeaf,
   startCrlServer,
@@ -36,6 +38,36 @@ const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 /** How long the short-lived leaf certificate stays valid after it is made. */
 const SHORT_VALIDITY_MS = 6_000;
 const EXPIRY_POLL_MS = 200;
+
+/** A trustpolicy.json for the `policy-file` validator: its stores name that validator's trust roots. */
+function trustPolicyFor(host: string): unknown {
+  const policy = (name: string, verification: object, stores: string[], identities: string[]): object => ({
+    name,
+    registryScopes: [`${host}/${name}/app`],
+    signatureVerification: verification,
+    trustStores: stores,
+    trustedIdentities: identities,
+  });
+  return {
+    version: '1.0',
+    trustPolicies: [
+      policy(
+        'tp-identity',
+        { level: 'strict' },
+        ['ca:test'],
+        ['x509.subject: C=US, ST=WA, L=Seattle, O=Notary, CN=test'],
+      ),
+      policy(
+        'tp-stranger-identity',
+        { level: 'strict' },
+        ['ca:test'],
+        ['x509.subject: C=US, ST=WA, O=Notary, CN=someone else'],
+      ),
+      { name: 'tp-skip', registryScopes: [`${host}/tp-skip/app`], signatureVerification: { level: 'skip' } },
+      policy('tp-override', { level: 'strict', override: { authenticity: 'log' } }, ['ca:stranger'], ['*']),
+    ],
+  };
+}
 
 interface Row {
   readonly case: string;
@@ -61,6 +93,7 @@ describe('notation validator, signatures made by the notation CLI', () => {
   const revocationServers: { stop(): Promise<void> }[] = [];
   let runtime: Runtime;
   const table: Row[] = [];
+  let trustPolicy: unknown;
 
   /** Provenant's outcome and `notation verify`'s, which must agree; recorded in the table. */
   async function bothVerdicts(
@@ -171,14 +204,23 @@ ${Object.entries(revocation)
   .map(([name, signer]) => root(name, signer))
   .join('\n')}
       - { name: wrong-tsa, cert: ${JSON.stringify(stamped.trustedPem)}, tsCert: ${JSON.stringify(stranger.trustedPem)} }
+  - name: policy-file
+    type: notation
+    trustPolicy: trustpolicy.json
+    trustRoots:
+${root('test', test)}
+${root('stranger', stranger)}
 policy:
   - { pattern: "*:*", validator: deny }
+  - { pattern: "${olareg.host}/tp-*", validator: policy-file }
 ${rules.join('\n')}
 registries:
   - { host: "${olareg.host}", insecure: true }
   - { host: "${distribution.host}", insecure: true }
 ${[ocspGoodPort, ocspRevokedPort, crlPort, closedPort].map((p) => `  - { host: "${LOOPBACK_HOST}:${p}" }`).join('\n')}
 `;
+    trustPolicy = trustPolicyFor(olareg.host);
+    await writeFile(path.join(dir, 'trustpolicy.json'), JSON.stringify(trustPolicy));
     runtime = new Runtime(parseConfig(yaml, 'notation test', dir), 'notation test');
   });
 
@@ -495,6 +537,63 @@ ${[ocspGoodPort, ocspRevokedPort, crlPort, closedPort].map((p) => `  - { host: "
         code: 'NOTATION_REVOCATION_UNKNOWN',
         message: expect.stringContaining('may not be contacted') as unknown,
       });
+    });
+  });
+
+  describe('with a trustpolicy.json', () => {
+    const stores = (): Record<string, string[]> => ({
+      'ca:test': [test.trustedPem],
+      'ca:stranger': [stranger.trustedPem],
+    });
+
+    async function verdicts(
+      name: string,
+      repository: string,
+      signer: NotationSigner | undefined,
+    ): Promise<Outcome> {
+      const image = await pushRandomImage(olareg.url, repository, 'v1');
+      const reference = `${olareg.host}/${repository}@${image.digest}`;
+      if (signer !== undefined) await notationSign(signer, reference, { referrersApi: true });
+      const [outcome, verified] = await Promise.all([
+        runtime.verifier.verify(reference),
+        notationVerifiesWithPolicy(dir, reference, trustPolicy, stores()),
+      ]);
+      table.push({
+        case: name,
+        provenant: outcome.ok ? 'admitted' : outcome.error.code,
+        notation: verified ? 'verified' : 'rejected',
+      });
+      expect(outcome.ok, `${name}: Provenant and notation verify disagree`).toBe(verified);
+      return outcome;
+    }
+
+    it('admits a signer listed in trustedIdentities', async () => {
+      const outcome = await verdicts('trust policy, identity trusted', 'tp-identity/app', test);
+      expect(outcome.ok && outcome.verdict.signers).toEqual(['test']);
+    });
+
+    it('rejects a trusted chain whose subject is not in trustedIdentities with NOTATION_IDENTITY_UNTRUSTED', async () => {
+      const outcome = await verdicts('trust policy, identity not trusted', 'tp-stranger-identity/app', test);
+      expect(!outcome.ok && outcome.error.code).toBe('NOTATION_IDENTITY_UNTRUSTED');
+    });
+
+    it('admits an unsigned image under a skip policy without looking', async () => {
+      const outcome = await verdicts('trust policy, skip', 'tp-skip/app', undefined);
+      expect(outcome.ok && outcome.verdict.signers).toEqual([
+        expect.stringMatching(/^skip: trust policy tp-skip/),
+      ]);
+    });
+
+    it('applies a per-check override: authenticity logged admits another trust store', async () => {
+      const outcome = await verdicts('trust policy, override authenticity: log', 'tp-override/app', test);
+      expect(outcome.ok && outcome.verdict.signers).toEqual([
+        expect.stringMatching(/^strict: admitted despite NOTATION_CERTIFICATE_UNTRUSTED/),
+      ]);
+    });
+
+    it('rejects an image no policy scope names with NOTATION_NO_TRUST_POLICY', async () => {
+      const outcome = await verdicts('trust policy, no scope', 'tp-none/app', test);
+      expect(!outcome.ok && outcome.error.code).toBe('NOTATION_NO_TRUST_POLICY');
     });
   });
 });

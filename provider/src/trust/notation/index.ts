@@ -11,3 +11,10 @@ export type {
 export { COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, SIGNATURE_ARTIFACT_TYPE } from './envelope.ts';
 export { parseCertificates } from './trust-roots.ts';
 export type { RevocationFetch } from './revocation.ts';
+export {
+  identityTrusted,
+  InvalidTrustPolicy,
+  parseTrustPolicies,
+  policyFor,
+  type TrustPolicy,
+} from './trust-policy.ts';

@@ -52,6 +52,8 @@ export interface TrustedCertificate {
   /** The trust root's name. */
   readonly name: string;
   readonly cert: X509Certificate;
+  /** The trust store type: `ca` vouches for notary.x509, `signingAuthority` for its own scheme. */
+  readonly type: 'ca' | 'signingAuthority';
 }
 
 export interface PolicyOptions {
@@ -65,6 +67,8 @@ export interface PolicyOptions {
   readonly tsaRoots: readonly X509Certificate[];
   /** Connaisseur's `with.verifyTimestamp`: check the timestamp always, or only once the chain expired. */
   readonly verifyTimestamp: 'always' | 'afterCertExpiry';
+  /** A trust policy's trustedIdentities: whether the signing certificate is one of them (default: any). */
+  readonly identityTrusted?: ((leaf: X509Certificate) => boolean) | undefined;
   /** Fetches OCSP answers and CRLs (egress policy and time budget applied by the caller). */
   readonly fetchRevocation: RevocationFetch;
 }
@@ -115,7 +119,14 @@ export async function verifySignature(
     let roots: string[] = [];
     await step('authenticity', () => {
       roots = authenticRoots(envelope, opts.trusted);
-      return roots.length > 0 ? undefined : untrusted(envelope, opts.trusted);
+      if (roots.length === 0) return untrusted(envelope, opts.trusted);
+      const leaf = envelope.chain[0] as X509Certificate;
+      if (opts.identityTrusted === undefined || opts.identityTrusted(leaf)) return undefined;
+      roots = [];
+      return {
+        code: 'NOTATION_IDENTITY_UNTRUSTED',
+        detail: `expected a signing certificate of the trust policy's trustedIdentities, found subject "${leaf.subject.replaceAll('\n', ', ')}"`,
+      };
     });
     await step('authenticTimestamp', () => authenticTimestamp(envelope, opts));
     await step('expiry', () => expiry(envelope, opts.now));
@@ -156,8 +167,11 @@ async function integrity(mediaType: string, bytes: Buffer): Promise<VerifiedEnve
  * which vouches for `notary.x509` signatures only (a signing authority needs a `signingAuthority` store).
  */
 function authenticRoots(envelope: VerifiedEnvelope, trusted: readonly TrustedCertificate[]): string[] {
-  if (envelope.signingScheme !== 'notary.x509') return [];
-  return trusted.filter((t) => trustedMatch(envelope.chain, [t.cert]) !== undefined).map((t) => t.name);
+  const type = envelope.signingScheme === 'notary.x509' ? 'ca' : 'signingAuthority';
+  const names = trusted
+    .filter((t) => t.type === type && trustedMatch(envelope.chain, [t.cert]) !== undefined)
+    .map((t) => t.name);
+  return [...new Set(names)];
 }
 
 function untrusted(
@@ -167,10 +181,11 @@ function untrusted(
   const names = trusted.map((t) => t.name).join(', ');
   return {
     code: 'NOTATION_CERTIFICATE_UNTRUSTED',
-    detail:
-      envelope.signingScheme === 'notary.x509'
-        ? `expected the certificate chain to include a certificate of trust root(s) ${names}, found a chain of ${envelope.chain.map((c) => `"${c.subject.replaceAll('\n', ', ')}"`).join(' → ')}`
-        : `expected signing scheme notary.x509 for a CA trust store (${names}), found ${envelope.signingScheme}`,
+    detail: trusted.some(
+      (t) => t.type === (envelope.signingScheme === 'notary.x509' ? 'ca' : 'signingAuthority'),
+    )
+      ? `expected the certificate chain to include a certificate of trust root(s) ${names}, found a chain of ${envelope.chain.map((c) => `"${c.subject.replaceAll('\n', ', ')}"`).join(' → ')}`
+      : `expected a trust store of the type signing scheme ${envelope.signingScheme} needs (${names} are not), found none`,
   };
 }
 

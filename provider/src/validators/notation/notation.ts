@@ -5,6 +5,7 @@
  * at the rule's verification level (trust/notation). One signature that passes admits the image.
  */
 import type { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { RegistryConfig, RuleConfig, ValidatorConfig } from '../../config/index.ts';
 import type { ImageReference } from '../../reference/index.ts';
 import type { Descriptor, Manifest, RegistryClient } from '../../registry/index.ts';
@@ -13,13 +14,17 @@ import { Transport } from '../../registry/transport.ts';
 import {
   COSE_MEDIA_TYPE,
   JWS_MEDIA_TYPE,
+  identityTrusted,
   LEVEL_ACTIONS,
+  policyFor,
+  parseTrustPolicies,
   parseCertificates,
   SIGNATURE_ARTIFACT_TYPE,
   verifySignature,
   type RevocationFetch,
   type SignatureOutcome,
   type TrustedCertificate,
+  type TrustPolicy,
 } from '../../trust/notation/index.ts';
 import { ProvenantError, type ErrorCode } from '../../types/errors.ts';
 import { merged, unlessBroken, type Fetched } from '../cosign/signatures.ts';
@@ -43,6 +48,7 @@ const FAILURE_RANK: readonly ErrorCode[] = [
   'NOTATION_SIGNATURE_INVALID',
   'NOTATION_CERTIFICATE_INVALID',
   'NOTATION_CERTIFICATE_UNTRUSTED',
+  'NOTATION_IDENTITY_UNTRUSTED',
   'NOTATION_TIMESTAMP_INVALID',
   'NOTATION_CERTIFICATE_EXPIRED',
   'NOTATION_EXPIRED',
@@ -74,6 +80,8 @@ export class NotationValidator implements Validator {
   /** Each root's `tsCert`: the TSA certificates that vouch for timestamps on its signatures. */
   private readonly tsaRoots: ReadonlyMap<string, readonly X509Certificate[]>;
   private readonly now: () => Date;
+  /** The validator's trustpolicy.json, when it names one: it replaces the rules' `with` options. */
+  private readonly policies: readonly TrustPolicy[] | undefined;
   /** OCSP and CRL requests, through the egress policy (purpose `revocation`). */
   private readonly transport: Transport;
 
@@ -92,6 +100,7 @@ export class NotationValidator implements Validator {
       ]),
     );
     this.now = deps.now ?? (() => new Date());
+    this.policies = config.trustPolicy === undefined ? undefined : loadTrustPolicies(config, this.roots);
     this.transport = new Transport({
       requestTimeoutMs: deps.requestTimeoutMs ?? REVOCATION_BUDGET_MS,
       maxRetries: 0,
@@ -110,6 +119,10 @@ export class NotationValidator implements Validator {
       signal,
     );
     const { digest } = manifest;
+    const policy = this.trustPolicy(image);
+    // A skip policy admits without looking at signatures (trust-store-trust-policy.md, level skip).
+    if (policy?.level === 'skip')
+      return { digest, signers: [`skip: trust policy ${policy.name} verifies nothing`] };
     const { items: signatures, tampered } = await this.fetchSignatures(image, digest, signal);
     if (signatures.length === 0) {
       if (tampered[0] !== undefined) throw tampered[0];
@@ -119,15 +132,23 @@ export class NotationValidator implements Validator {
         { image: image.original },
       );
     }
-    const level = rule.with?.verificationLevel ?? 'strict';
-    const trusted = this.selectRoots(rule, image);
+    const level = policy?.level ?? rule.with?.verificationLevel ?? 'strict';
+    const trusted = policy === undefined ? this.selectRoots(rule, image) : this.storeCertificates(policy);
+    const tsaNames =
+      policy === undefined
+        ? [...new Set(trusted.map((t) => t.name))]
+        : policy.trustStores.filter((t) => t.type === 'tsa').map((t) => t.name);
     const options = {
       target: { mediaType: manifest.mediaType, digest, size: manifest.body.length },
       trusted,
-      actions: LEVEL_ACTIONS[level],
+      actions: policy?.actions ?? LEVEL_ACTIONS[level],
       now: this.now(),
-      tsaRoots: [...new Set(trusted.map((t) => t.name))].flatMap((name) => this.tsaRoots.get(name) ?? []),
-      verifyTimestamp: rule.with?.verifyTimestamp ?? 'always',
+      tsaRoots: tsaNames.flatMap((name) =>
+        policy === undefined ? (this.tsaRoots.get(name) ?? []) : this.tsaStore(name),
+      ),
+      verifyTimestamp: policy?.verifyTimestamp ?? rule.with?.verifyTimestamp ?? 'always',
+      identityTrusted:
+        policy === undefined ? undefined : (leaf: X509Certificate) => identityTrusted(policy, leaf),
       fetchRevocation: this.revocationFetch(image, signal),
     };
     const outcomes: { source: string; outcome: SignatureOutcome }[] = [];
@@ -167,6 +188,34 @@ export class NotationValidator implements Validator {
     };
   }
 
+  /**
+   * With a trustpolicy.json, the policy of the image's repository (`registry/repository`), else its `*`
+   * policy; no policy for the image is a rejection, as in `notation verify`.
+   */
+  private trustPolicy(image: ImageReference): TrustPolicy | undefined {
+    if (this.policies === undefined) return undefined;
+    const policy = policyFor(this.policies, `${image.registry}/${image.repository}`);
+    if (policy !== undefined) return policy;
+    throw new ProvenantError(
+      'NOTATION_NO_TRUST_POLICY',
+      `image ${image.original}: expected a trust policy of validator ${this.name} whose registryScopes name ${image.registry}/${image.repository} (or "*"), found none`,
+      { image: image.original },
+    );
+  }
+
+  /** A policy's `ca:` and `signingAuthority:` stores: the named roots' certificates. */
+  private storeCertificates(policy: TrustPolicy): TrustedCertificate[] {
+    return policy.trustStores.flatMap(({ type, name }) =>
+      type === 'tsa' ? [] : (this.roots.get(name) ?? []).map((cert) => ({ name, cert, type })),
+    );
+  }
+
+  /** A policy's `tsa:NAME` store: that root's tsCert, or its cert when it has none. */
+  private tsaStore(name: string): readonly X509Certificate[] {
+    const tsCerts = this.tsaRoots.get(name) ?? [];
+    return tsCerts.length > 0 ? tsCerts : (this.roots.get(name) ?? []);
+  }
+
   /** `with.trustRoot`: one name, or `*` for any root (Connaisseur: OR over the roots). */
   private selectRoots(rule: RuleConfig, image: ImageReference): TrustedCertificate[] {
     const wanted = rule.with?.trustRoot ?? 'default';
@@ -180,7 +229,7 @@ export class NotationValidator implements Validator {
           `rule "${rule.pattern}" for image ${image.original} names trust root "${name}", which validator ${this.name} does not have`,
           { image: image.original },
         );
-      return certs.map((cert) => ({ name, cert }));
+      return certs.map((cert) => ({ name, cert, type: 'ca' as const }));
     });
   }
 
@@ -235,5 +284,22 @@ export class NotationValidator implements Validator {
     if (layer.mediaType !== JWS_MEDIA_TYPE && layer.mediaType !== COSE_MEDIA_TYPE) return [];
     const envelope = await this.deps.registry.fetchBlob(image, layer, signal, MAX_ENVELOPE_BYTES);
     return [{ source: referrer.digest, mediaType: layer.mediaType, envelope }];
+  }
+}
+
+/** Reads and checks `trustPolicy` (a path resolved against the config file at load). */
+function loadTrustPolicies(
+  config: NotationValidatorConfig,
+  roots: ReadonlyMap<string, unknown>,
+): TrustPolicy[] {
+  const file = config.trustPolicy as string;
+  try {
+    return parseTrustPolicies(readFileSync(file, 'utf8'), new Set(roots.keys()));
+  } catch (err) {
+    throw new ProvenantError(
+      'CONFIG_INVALID',
+      `validator ${config.name}, trustPolicy ${file}: expected a Notation trust policy document, found: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }
