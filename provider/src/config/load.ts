@@ -114,7 +114,9 @@ function resolvePaths(config: Config, baseDir: string): Config {
     validators: config.validators.map((v) =>
       v.type === 'cosign' && v.attestation?.policy !== undefined
         ? { ...v, attestation: { ...v.attestation, policy: abs(v.attestation.policy) } }
-        : v,
+        : v.type === 'notation' && v.trustPolicy !== undefined
+          ? { ...v, trustPolicy: abs(v.trustPolicy) }
+          : v,
     ),
     cache: {
       ...config.cache,

@@ -95,6 +95,8 @@ const NotationValidator = Type.Object(
     type: Type.Literal('notation'),
     trustRoots: Type.Array(TrustRoot, { minItems: 1 }),
     cert: Type.Optional(Pem),
+    // Provenant's own: a Notation trustpolicy.json (path); its trustStores name these trustRoots.
+    trustPolicy: Type.Optional(Type.String({ minLength: 1, description: 'trustpolicy.json file' })),
     auth: Type.Optional(ValidatorAuth),
   },
   strict,

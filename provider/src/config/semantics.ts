@@ -6,6 +6,7 @@
 import { compilePattern, PatternSyntaxError, unmatchableReason } from '../policy/index.ts';
 import { compileIdentityPattern } from '../trust/cosign/index.ts';
 import { notaryBaseUrl, parseTrustRootKey } from '../trust/notaryv1/index.ts';
+import { parseCertificates } from '../trust/notation/index.ts';
 import type { Config, RuleConfig, TrustRootConfig, ValidatorConfig, ValidatorType } from './schema.ts';
 
 /** Validator types this build can verify. A config naming any other type is refused, never ignored. */
@@ -13,6 +14,7 @@ export const SUPPORTED_VALIDATOR_TYPES: ReadonlySet<ValidatorType> = new Set<Val
   'static',
   'notaryv1',
   'cosign',
+  'notation',
 ]);
 
 export function semanticProblems(config: Config): string[] {
@@ -76,6 +78,7 @@ function validatorProblems(validators: readonly ValidatorConfig[]): string[] {
     }
     if (v.type !== 'static') problems.push(...trustRootProblems(v, `/validators/${i}`));
     if (v.type === 'notaryv1') problems.push(...notaryProblems(v, `/validators/${i}`));
+    if (v.type === 'notation') problems.push(...notationProblems(v, `/validators/${i}`));
   });
   return problems;
 }
@@ -118,6 +121,25 @@ function notaryProblems(v: Extract<ValidatorConfig, { type: 'notaryv1' }>, path:
       parseTrustRootKey(root.key);
     } catch (err) {
       problems.push(`${path}/trustRoots/${i}/key: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  });
+  return problems;
+}
+
+/** Notation trust roots are PEM certificates, read now so a bad one never reaches an admission. */
+function notationProblems(v: Extract<ValidatorConfig, { type: 'notation' }>, path: string): string[] {
+  const problems: string[] = [];
+  v.trustRoots.forEach((root, i) => {
+    for (const field of ['cert', 'tsCert'] as const) {
+      const pem = root[field];
+      if (pem === undefined) continue;
+      try {
+        parseCertificates(pem, v.name, root.name);
+      } catch (err) {
+        problems.push(
+          `${path}/trustRoots/${i}/${field}: ${err instanceof Error ? err.message : String(err)}`,
+        );
+      }
     }
   });
   return problems;
@@ -169,6 +191,8 @@ function ruleProblems(rule: RuleConfig, i: number, config: Config): string[] {
     return problems;
   }
   if (validator.type === 'static') return problems;
+  // A trustpolicy.json decides which roots count (its trustStores); `with.trustRoot` is not read.
+  if (validator.type === 'notation' && validator.trustPolicy !== undefined) return problems;
   const roots = new Set(validator.trustRoots.map((r) => r.name));
   const trustRoot = rule.with?.trustRoot ?? 'default';
   if (trustRoot !== '*' && !roots.has(trustRoot)) {

@@ -27,8 +27,12 @@ import { registryApiHost } from '../reference/index.ts';
 
 export type Reach = 'any' | 'private' | 'public';
 
-/** Why a connection is made: images may reach listed hosts only; their registries may send us on. */
-export type EgressPurpose = 'registry' | 'redirect' | 'token';
+/**
+ * Why a connection is made: images may reach listed hosts only; their registries may send us on; a
+ * trusted signing chain's OCSP responders and CRL distribution points (`revocation`) reach public
+ * addresses, or any address of a host a `registries:` entry names.
+ */
+export type EgressPurpose = 'registry' | 'redirect' | 'token' | 'revocation';
 
 export interface EgressOptions {
   readonly registries: readonly RegistryConfig[];

@@ -187,6 +187,67 @@ export const ERROR_CODES = {
     transient: false,
     summary: "A trust root listed in the rule's required did not sign.",
   },
+  // Notation (Notary Project signatures).
+  NOTATION_NO_SIGNATURES: {
+    transient: false,
+    summary:
+      'The image has no Notary Project signature (no referrer of artifact type application/vnd.cncf.notary.signature).',
+  },
+  NOTATION_ENVELOPE_MALFORMED: {
+    transient: false,
+    summary: 'A signature envelope is not a JWS or COSE envelope the Notary Project specification allows.',
+  },
+  NOTATION_SIGNATURE_INVALID: {
+    transient: false,
+    summary: "An envelope's signature does not verify under its own signing certificate (integrity).",
+  },
+  NOTATION_CERTIFICATE_INVALID: {
+    transient: false,
+    summary:
+      "The signing chain breaks the specification's certificate requirements (chain order, CA flags, key usage, code-signing EKU, key size).",
+  },
+  NOTATION_CERTIFICATE_UNTRUSTED: {
+    transient: false,
+    summary: 'No certificate of the signing chain is a trust root the rule selects (authenticity).',
+  },
+  NOTATION_IDENTITY_UNTRUSTED: {
+    transient: false,
+    summary:
+      "The signing certificate's subject is not one of the trust policy's trustedIdentities (authenticity).",
+  },
+  NOTATION_NO_TRUST_POLICY: {
+    transient: false,
+    summary:
+      "The validator's trustpolicy.json has no policy whose registryScopes name the image's repository, and no `*` policy.",
+  },
+  NOTATION_TIMESTAMP_INVALID: {
+    transient: false,
+    summary:
+      "A signature's RFC 3161 timestamp does not verify: not by a TSA that chains to the root's tsCert, or not over the signature.",
+  },
+  NOTATION_CERTIFICATE_EXPIRED: {
+    transient: false,
+    summary:
+      "The signing chain is not valid at the time that counts: a trusted timestamp's time, or now without one (authentic timestamp).",
+  },
+  NOTATION_EXPIRED: {
+    transient: false,
+    summary: 'The signature is past the expiry its signer set (`io.cncf.notary.expiry`).',
+  },
+  NOTATION_REVOKED: {
+    transient: false,
+    summary: 'A certificate of the signing chain is revoked (OCSP or CRL).',
+  },
+  NOTATION_REVOCATION_UNKNOWN: {
+    transient: true,
+    summary:
+      'No OCSP responder or CRL of the signing chain gave an answer in time; enforced at the strict level.',
+  },
+  NOTATION_DIGEST_MISMATCH: {
+    transient: false,
+    summary:
+      "The signed payload describes another artifact: its digest, media type or size is not the image's.",
+  },
   // Configuration.
   CONFIG_INVALID: { transient: false, summary: 'The configuration file does not match the schema.' },
   CONFIG_UNSAFE_DIRECTORY: {

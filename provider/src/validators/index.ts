@@ -6,6 +6,7 @@ import { RegistryHosts } from '../registry/hosts.ts';
 import { NotaryV1Validator } from './notaryv1/notaryv1.ts';
 import { SigstoreTrust } from '../trust/sigstore/index.ts';
 import { CosignValidator } from './cosign/cosign.ts';
+import { NotationValidator } from './notation/notation.ts';
 import { StaticValidator } from './static/static.ts';
 import type { Validator } from './types.ts';
 
@@ -13,6 +14,7 @@ export type { Validator, ValidationRequest, Validated } from './types.ts';
 export { StaticValidator } from './static/static.ts';
 export { NotaryV1Validator } from './notaryv1/notaryv1.ts';
 export { CosignValidator } from './cosign/cosign.ts';
+export { NotationValidator } from './notation/notation.ts';
 
 export interface ValidatorDeps {
   readonly registry: RegistryClient;
@@ -47,8 +49,11 @@ export function createValidator(config: ValidatorConfig, deps: ValidatorDeps): V
         registries: deps.registries,
       });
     case 'notation':
-      // Config loading refuses these types until they are implemented (SUPPORTED_VALIDATOR_TYPES).
-      throw new Error(`validator type ${config.type} is not implemented`);
+      return new NotationValidator(config, {
+        registry: deps.registry,
+        registries: deps.registries,
+        requestTimeoutMs: deps.network?.requestTimeoutMs,
+      });
   }
 }
 

@@ -118,10 +118,13 @@ describe('a Connaisseur-shaped config', () => {
     });
   });
 
-  it('passes the schema and every cross-field check, failing only on the types this build lacks', () => {
-    expect(configProblems(text)).toEqual([
-      '/validators/4/type: validator type "notation" is not supported by this build (supported: static, notaryv1, cosign)',
-    ]);
+  it('loads unchanged, its notation validator and rule options included', () => {
+    const config = parseConfig(text, TEST_SOURCE, '/');
+    expect(config.validators.map((v) => v.type)).toContain('notation');
+    expect(config.policy.find((r) => r.validator === 'team-notation')?.with).toEqual({
+      verificationLevel: 'permissive',
+      verifyTimestamp: 'afterCertExpiry',
+    });
   });
 
   it('loads once its policy uses only static validators', () => {

@@ -21,12 +21,12 @@ function withValidator(validatorYaml: string, policyYaml = '  - pattern: "*:*"\n
 }
 
 describe('validator checks', () => {
-  it('refuses a validator type this build cannot verify, naming the supported ones', () => {
+  it('refuses a notation trust root whose cert is not a PEM certificate, naming the field', () => {
     const text = withValidator(
       '  - name: v\n    type: notation\n    trustRoots: [{ name: default, cert: c }]\n',
     );
     expect(configProblems(text)).toEqual([
-      '/validators/0/type: validator type "notation" is not supported by this build (supported: static, notaryv1, cosign)',
+      '/validators/0/trustRoots/0/cert: validator v, trust root "default": expected PEM X.509 certificate(s) in cert, found no PEM CERTIFICATE block',
     ]);
   });
 
