@@ -49,7 +49,8 @@ function toJson(image: string, o: Outcome): object {
 function toText(image: string, o: Outcome): string {
   if (o.ok) {
     const by = o.verdict.signers.length > 0 ? ` signed by ${o.verdict.signers.join(', ')}` : '';
-    return `trusted  ${image}\n  -> ${o.verdict.pinned}\n  validator ${o.verdict.validator}${by}, rule "${o.verdict.rule}"\n`;
+    const notes = (o.verdict.notes ?? []).map((n) => `  note: ${n}\n`).join('');
+    return `trusted  ${image}\n  -> ${o.verdict.pinned}\n  validator ${o.verdict.validator}${by}, rule "${o.verdict.rule}"\n${notes}`;
   }
   return `${o.error.transient ? 'error    ' : 'denied   '}${image}\n  ${o.error.toItemError()}\n`;
 }

@@ -28,6 +28,7 @@ export const renderVerify: Render = (v) => ({
   digest: v.digest,
   validator: v.validator,
   signers: v.signers,
+  ...(v.notes === undefined ? {} : { notes: v.notes }),
   rule: v.rule,
 });
 export const renderMutate: Render = (v) => v.pinned;
@@ -79,7 +80,12 @@ async function answer(
   }
   const items = (outcomes as Outcome[]).map((o, i): ProviderItem => {
     const key = keys[i] as string;
-    if (o.ok) return { key, value: render(o.verdict), error: '' };
+    if (o.ok) {
+      const notes = o.verdict.notes ?? [];
+      // An audit-level admission must leave a trace: it is what the operator reviews before enforcing.
+      for (const note of notes) reply.log.warn({ image: key, validator: o.verdict.validator }, note);
+      return { key, value: render(o.verdict), error: '' };
+    }
     reply.log.info({ code: o.error.code, image: key }, o.error.message);
     return { key, value: '', error: o.error.toItemError() };
   });

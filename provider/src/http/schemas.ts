@@ -50,6 +50,7 @@ const verdictValue = {
     digest: { type: 'string' },
     validator: { type: 'string' },
     signers: { type: 'array', items: { type: 'string' } },
+    notes: { type: 'array', items: { type: 'string' } },
     rule: { type: 'string' },
   },
 } as const;

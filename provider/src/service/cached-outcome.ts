@@ -28,6 +28,8 @@ function isVerdict(v: unknown): boolean {
     typeof v['validator'] === 'string' &&
     Array.isArray(v['signers']) &&
     v['signers'].every((s) => typeof s === 'string') &&
+    (v['notes'] === undefined ||
+      (Array.isArray(v['notes']) && v['notes'].every((s) => typeof s === 'string'))) &&
     typeof v['rule'] === 'string' &&
     MODES.has(v['mode'])
   );

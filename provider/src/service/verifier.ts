@@ -25,6 +25,8 @@ export interface Verdict {
   readonly digest: string;
   readonly validator: string;
   readonly signers: readonly string[];
+  /** Failures a logging-only verification level admitted despite (see Validated.notes). */
+  readonly notes?: readonly string[];
   /** The pattern of the policy rule that decided. */
   readonly rule: string;
   /** The rule's `with.mode`: `insecureValidateOnly` verifies but never pins. */
@@ -163,13 +165,14 @@ export class Verifier {
         },
       );
     }
-    const { digest, signers } = await validator.validate({ image: ref, rule, signal });
+    const { digest, signers, notes } = await validator.validate({ image: ref, rule, signal });
     await this.checkTagDigest(ref, signal);
     return {
       image: normalizedPinned(ref, digest),
       digest,
       validator: validator.name,
       signers,
+      ...(notes !== undefined && notes.length > 0 ? { notes } : {}),
       rule: rule.pattern,
       mode: rule.with?.mode ?? 'mutate',
     };

@@ -13,6 +13,11 @@ export interface Validated {
   readonly digest: string;
   /** Names of the trust roots whose signatures were accepted (empty for static). */
   readonly signers: readonly string[];
+  /**
+   * Failures a verification level let through because it only logs them (Notation's `permissive` and
+   * `audit`): the caller logs them and the verdict lists them, so an admission in audit mode is never silent.
+   */
+  readonly notes?: readonly string[];
 }
 
 /** A validator answers with a trusted digest or throws a ProvenantError saying why not. */

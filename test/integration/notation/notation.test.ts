@@ -4,10 +4,16 @@
  * Every case is also given to the real `notation verify` with the equivalent trustpolicy.json: both must
  * reach the same verdict (the table at the end).
  */
-import { rm, writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { Writable } from 'node:stream';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../provider/src/config/index.ts';
+import { request } from 'undici';
+import { buildServer } from '../../../provider/src/http/index.ts';
+import { checkRevocation } from '../../../provider/src/trust/notation/revocation.ts';
+import { createLogger, Metrics } from '../../../provider/src/observability/index.ts';
 import { Runtime, type Outcome } from '../../../provider/src/service/index.ts';
 import { pushRandomImage, type PushedManifest } from '../../harness/images.ts';
 import {
@@ -293,9 +299,48 @@ ${[ocspGoodPort, ocspRevokedPort, crlPort, closedPort].map((p) => `  - { host: "
       trusted: [stranger.trustedPem],
       level: 'audit',
     });
-    expect(outcome.ok && outcome.verdict.signers).toEqual([
+    expect(outcome.ok && outcome.verdict.signers).toEqual([]);
+    expect(outcome.ok && outcome.verdict.notes).toEqual([
       expect.stringMatching(/^audit: admitted despite NOTATION_CERTIFICATE_UNTRUSTED/),
     ]);
+
+    // Through the provider: the item's value lists the note, and the operator's log has it at warn.
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done): void {
+        lines.push(
+          ...chunk
+            .toString('utf8')
+            .split('\n')
+            .filter((l) => l !== ''),
+        );
+        done();
+      },
+    });
+    const app = await buildServer({ runtime, metrics: new Metrics(), logger: createLogger('info', sink) });
+    try {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/verify',
+        headers: { 'content-type': 'application/json' },
+        payload: { kind: 'ProviderRequest', request: { keys: [reference] } },
+      });
+      const item = res.json<{ response: { items: { value: { notes?: string[] } }[] } }>().response.items[0];
+      expect(item?.value.notes).toEqual([
+        expect.stringMatching(/^audit: admitted despite NOTATION_CERTIFICATE_UNTRUSTED/),
+      ]);
+      const warnings = lines
+        .map((l) => JSON.parse(l) as { level: number; msg: string; image?: string })
+        .filter((l) => l.level === 40);
+      expect(warnings).toContainEqual(
+        expect.objectContaining({
+          image: reference,
+          msg: expect.stringMatching(/^audit: admitted despite NOTATION_CERTIFICATE_UNTRUSTED/) as unknown,
+        }),
+      );
+    } finally {
+      await app.close();
+    }
   });
 
   it('admits with trustRoot "*" when any root vouches', async () => {
@@ -452,8 +497,8 @@ ${[ocspGoodPort, ocspRevokedPort, crlPort, closedPort].map((p) => `  - { host: "
           level: 'permissive',
         },
       );
-      expect(outcome.ok && outcome.verdict.signers).toEqual([
-        'short',
+      expect(outcome.ok && outcome.verdict.signers).toEqual(['short']);
+      expect(outcome.ok && outcome.verdict.notes).toEqual([
         expect.stringMatching(/^permissive: admitted despite NOTATION_CERTIFICATE_EXPIRED/),
       ]);
     });
@@ -500,6 +545,26 @@ ${[ocspGoodPort, ocspRevokedPort, crlPort, closedPort].map((p) => `  - { host: "
       expect(outcome.ok && outcome.verdict.signers).toEqual(['ocsp-good']);
     });
 
+    it("takes no OCSP answer past its nextUpdate: a replayed 'good' cannot outlive a revocation", async () => {
+      const signer = revocation['ocsp-good'];
+      const chain = await Promise.all(
+        ['leaf.crt', 'int.crt', 'root.crt'].map(
+          async (f) => new X509Certificate(await readFile(path.join(signer.caDir, f))),
+        ),
+      );
+      const fetchOcsp = async (url: URL): Promise<Buffer> => {
+        const res = await request(url);
+        return Buffer.from(await res.body.arrayBuffer());
+      };
+      // The responder (openssl ocsp -nmin 10) answers with nextUpdate ten minutes ahead.
+      expect(await checkRevocation(chain, fetchOcsp, new Date())).toEqual({ status: 'good' });
+      const anHourLater = new Date(Date.now() + 60 * 60 * 1000);
+      expect(await checkRevocation(chain, fetchOcsp, anHourLater)).toEqual({
+        status: 'unknown',
+        detail: expect.stringContaining('stale since') as unknown,
+      });
+    });
+
     it.each([
       ['ocsp-revoked', 'OCSP'],
       ['crl-revoked', 'CRL'],
@@ -525,8 +590,8 @@ ${[ocspGoodPort, ocspRevokedPort, crlPort, closedPort].map((p) => `  - { host: "
         await signedBy('unreachable', 'unreachable-permissive/app'),
         { trusted: [revocation.unreachable.trustedPem], level: 'permissive' },
       );
-      expect(permissive.ok && permissive.verdict.signers).toEqual([
-        'unreachable',
+      expect(permissive.ok && permissive.verdict.signers).toEqual(['unreachable']);
+      expect(permissive.ok && permissive.verdict.notes).toEqual([
         expect.stringMatching(/^permissive: admitted despite NOTATION_REVOCATION_UNKNOWN/),
       ]);
     });
@@ -579,14 +644,16 @@ ${[ocspGoodPort, ocspRevokedPort, crlPort, closedPort].map((p) => `  - { host: "
 
     it('admits an unsigned image under a skip policy without looking', async () => {
       const outcome = await verdicts('trust policy, skip', 'tp-skip/app', undefined);
-      expect(outcome.ok && outcome.verdict.signers).toEqual([
+      expect(outcome.ok && outcome.verdict.signers).toEqual([]);
+      expect(outcome.ok && outcome.verdict.notes).toEqual([
         expect.stringMatching(/^skip: trust policy tp-skip/),
       ]);
     });
 
     it('applies a per-check override: authenticity logged admits another trust store', async () => {
       const outcome = await verdicts('trust policy, override authenticity: log', 'tp-override/app', test);
-      expect(outcome.ok && outcome.verdict.signers).toEqual([
+      expect(outcome.ok && outcome.verdict.signers).toEqual([]);
+      expect(outcome.ok && outcome.verdict.notes).toEqual([
         expect.stringMatching(/^strict: admitted despite NOTATION_CERTIFICATE_UNTRUSTED/),
       ]);
     });

@@ -43,6 +43,10 @@ const SIGNATURE_HASHES: ReadonlyMap<string, string> = new Map([
 const OCSP_STATUS = { good: 0, revoked: 1 } as const;
 /** GeneralName CHOICE index of uniformResourceIdentifier (RFC 5280 §4.2.1.6). */
 const URI_NAME = 6;
+/** Clock difference tolerated between Provenant and an OCSP responder. */
+const OCSP_CLOCK_SKEW_MS = 5 * 60 * 1000;
+/** An answer without nextUpdate (RFC 6960 §4.2.2.1: "newer information is always available") counts this long. */
+const OCSP_MAX_AGE_WITHOUT_NEXT_UPDATE_MS = 24 * 60 * 60 * 1000;
 
 export async function checkRevocation(
   chain: readonly X509Certificate[],
@@ -70,10 +74,12 @@ async function checkCertificate(
   const crls = crlUrls(subject);
   const unknown: string[] = [];
   for (const url of ocsp) {
-    const status = await viaOcsp(url, subject, issuerCert, fetch).catch((err: unknown): RevocationStatus => ({
-      status: 'unknown',
-      detail: `OCSP ${url}: ${describe(err)}`,
-    }));
+    const status = await viaOcsp(url, subject, issuerCert, fetch, now).catch(
+      (err: unknown): RevocationStatus => ({
+        status: 'unknown',
+        detail: `OCSP ${url}: ${describe(err)}`,
+      }),
+    );
     if (status.status !== 'unknown') return named(status, cert);
     unknown.push(status.detail);
   }
@@ -97,6 +103,7 @@ async function viaOcsp(
   cert: Certificate,
   issuer: Certificate,
   fetch: RevocationFetch,
+  now: Date,
 ): Promise<RevocationStatus> {
   const request = new OCSPRequest();
   await request.createForCertificate(cert, { hashAlgorithm: 'SHA-256', issuerCertificate: issuer });
@@ -118,10 +125,29 @@ async function viaOcsp(
   const { isForCertificate, status } = await basic.getCertificateStatus(cert, issuer);
   if (!isForCertificate)
     return { status: 'unknown', detail: `OCSP ${url}: the response is about another certificate` };
+  const stale = staleness(basic, now);
+  if (stale !== undefined) return { status: 'unknown', detail: `OCSP ${url}: ${stale}` };
   if (status === OCSP_STATUS.good) return { status: 'good' };
   if (status === OCSP_STATUS.revoked)
     return { status: 'revoked', detail: `the OCSP responder ${url} says it is revoked` };
   return { status: 'unknown', detail: `OCSP ${url}: status unknown` };
+}
+
+/**
+ * RFC 6960 §3.2 (6) and §4.2.2.1: an answer counts only from its thisUpdate to its nextUpdate, so a
+ * "good" answer recorded before a revocation cannot be replayed after it. Every single response of the
+ * answer must be current (stricter than picking the one for this certificate; responders send one).
+ */
+function staleness(basic: BasicOCSPResponse, now: Date): string | undefined {
+  for (const single of basic.tbsResponseData.responses) {
+    const from = single.thisUpdate.getTime();
+    const until = single.nextUpdate?.getTime() ?? from + OCSP_MAX_AGE_WITHOUT_NEXT_UPDATE_MS;
+    if (from > now.getTime() + OCSP_CLOCK_SKEW_MS)
+      return `expected an answer current at ${now.toISOString()}, found one from ${single.thisUpdate.toISOString()} (the future)`;
+    if (until + OCSP_CLOCK_SKEW_MS < now.getTime())
+      return `expected an answer current at ${now.toISOString()}, found one stale since ${new Date(until).toISOString()}`;
+  }
+  return undefined;
 }
 
 /**

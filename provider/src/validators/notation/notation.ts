@@ -122,7 +122,7 @@ export class NotationValidator implements Validator {
     const policy = this.trustPolicy(image);
     // A skip policy admits without looking at signatures (trust-store-trust-policy.md, level skip).
     if (policy?.level === 'skip')
-      return { digest, signers: [`skip: trust policy ${policy.name} verifies nothing`] };
+      return { digest, signers: [], notes: [`skip: trust policy ${policy.name} verifies nothing`] };
     const { items: signatures, tampered } = await this.fetchSignatures(image, digest, signal);
     if (signatures.length === 0) {
       if (tampered[0] !== undefined) throw tampered[0];
@@ -160,7 +160,7 @@ export class NotationValidator implements Validator {
     if (best !== undefined) {
       // A level that only logs a failure admits; the item's value says what it let through.
       const notes = best.logged.map((f) => `${level}: admitted despite ${f.code} (${f.detail})`);
-      return { digest, signers: [...best.roots, ...notes] };
+      return { digest, signers: best.roots, notes };
     }
     throw this.rejection(image, digest, trusted, outcomes);
   }
