@@ -2,7 +2,6 @@
  * A parse worker (see json-worker.ts): one document per message, answered with the task's bounded
  * result or the reason the document is unusable. Nothing here touches the network or the filesystem.
  */
-import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import {
   assertFewValues,
@@ -41,15 +40,11 @@ function run({ task, bytes, arg }: Request): Outcome {
   }
 }
 
-/**
- * The lowest scheduling priority for this thread only (Linux nice values are per thread): when CPU is
- * short, the event loop answering probes and small requests runs before a hostile document's parse.
+/*
+ * Parses run at normal priority. A niced thread starves whenever the machine is busy (a loaded node, a
+ * CPU limit) and its parses then time out, failing admissions; the event loop is kept free by the parse
+ * happening on this thread at all, not by its priority.
  */
-try {
-  setPriority(19);
-} catch {
-  // Platforms without per-thread priorities parse at normal priority.
-}
 
 parentPort?.on('message', (request: Request) => {
   const reply: ParseReply = { ...run(request), bytes: request.bytes };

@@ -3,7 +3,7 @@
  * `JSON.parse` of a hostile 4 MiB manifest (deep nesting, a million tiny objects) takes 0.3-0.8 s, and
  * nothing can interrupt it: on the event loop it would stall every other request, health probes
  * included. Documents above INLINE_PARSE_MAX_BYTES go to a small pool of worker threads (started on
- * first use, at the lowest CPU priority), which count a document's JSON values before parsing it and
+ * first use), which count a document's JSON values before parsing it and
  * refuse one with too many; what comes back is bounded (the tasks cap what they keep), so copying the
  * result into this thread stays cheap too, and the bytes are moved there and back, not copied. A parse
  * that outlives its request's signal (or PARSE_TIMEOUT_MS) is stopped by terminating its worker.
