@@ -237,6 +237,7 @@ export function startOcspResponder(signer: ChainSigner, port: number): Promise<S
       '4',
     ],
     cwd: signer.caDir,
+    processGroup: true,
     ready: { kind: 'tcp', host: LOOPBACK_HOST, port },
   });
 }

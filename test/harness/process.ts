@@ -34,6 +34,12 @@ export interface StartProcessOptions {
   readyTimeoutMs?: number;
   /** Directories the process uses; removed after it exits (or when it fails to start). */
   ownedDirs?: readonly string[];
+  /**
+   * The process makes itself a process-group leader and forks workers into that group (`openssl
+   * ocsp -multi` calls setpgid(0, 0), which fails in a session leader, so it cannot be spawned
+   * detached): signal the whole group, so no worker outlives the stop.
+   */
+  processGroup?: boolean;
 }
 
 export interface ServerProcess {
@@ -85,14 +91,15 @@ export async function startProcess(opts: StartProcessOptions): Promise<ServerPro
     env: opts.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const signal = (sig: NodeJS.Signals): void => signalChild(child, sig, opts.processGroup === true);
   const tail = new OutputTail(OUTPUT_TAIL_BYTES);
   child.stdout?.on('data', (chunk: Buffer) => tail.push(chunk));
   child.stderr?.on('data', (chunk: Buffer) => tail.push(chunk));
   const exited = watchExit(child);
-  liveChildren.add(child);
+  liveChildren.add(signal);
   const stop = once(async () => {
-    await terminate(child, exited);
-    liveChildren.delete(child);
+    await terminate(signal, exited);
+    liveChildren.delete(signal);
     await Promise.all((opts.ownedDirs ?? []).map((dir) => rm(dir, { recursive: true, force: true })));
   });
 
@@ -175,13 +182,34 @@ function describe(ready: Readiness): string {
   }
 }
 
-async function terminate(child: ChildProcess, exited: { state: ExitState; promise: Promise<void> }) {
-  if (exited.state.done) return;
-  child.kill('SIGTERM');
+/** Signals the child, or its whole process group; a group already gone is not an error. */
+function signalChild(child: ChildProcess, sig: NodeJS.Signals, group: boolean): void {
+  if (!group || child.pid === undefined) {
+    child.kill(sig);
+    return;
+  }
+  try {
+    process.kill(-child.pid, sig);
+  } catch {
+    // ESRCH: not yet a group leader, or every member has exited
+    child.kill(sig);
+  }
+}
+
+async function terminate(
+  signal: (sig: NodeJS.Signals) => void,
+  exited: { state: ExitState; promise: Promise<void> },
+) {
+  if (exited.state.done) {
+    // The leader may be gone while forked workers are not; they share its group.
+    signal('SIGKILL');
+    return;
+  }
+  signal('SIGTERM');
   const graceful = await Promise.race([exited.promise.then(() => true), sleep(STOP_GRACE_MS, false)]);
-  if (graceful) return;
-  child.kill('SIGKILL');
-  await exited.promise;
+  // Also after a graceful exit: a group's forked workers may not have followed their leader.
+  signal('SIGKILL');
+  if (!graceful) await exited.promise;
 }
 
 /** Keeps the last `limit` bytes written, dropping whole chunks from the front. */
@@ -217,7 +245,7 @@ function errorMessage(error: unknown): string {
  * Servers still running when the test worker exits (a crashed suite, a missing afterAll) would
  * otherwise outlive it and hold their ports; kill them synchronously on the way out.
  */
-const liveChildren = new Set<ChildProcess>();
+const liveChildren = new Set<(sig: NodeJS.Signals) => void>();
 process.once('exit', () => {
-  for (const child of liveChildren) child.kill('SIGKILL');
+  for (const signal of liveChildren) signal('SIGKILL');
 });

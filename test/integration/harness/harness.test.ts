@@ -13,7 +13,11 @@ import {
   RegistryHttpError,
   sha256Digest,
 } from '../../harness/oci-push.ts';
-import { canConnect, freePort, LOOPBACK_HOST, startProcess } from '../../harness/process.ts';
+import { execFile } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { notationChainSigner, startOcspResponder } from '../../harness/notation.ts';
+import { canConnect, freePort, LOOPBACK_HOST, makeTempDir, startProcess } from '../../harness/process.ts';
 import {
   startDistributionRegistry,
   startReferrersRegistry,
@@ -268,6 +272,32 @@ async function pushReferrer(
     }),
   );
   return pushManifest(target, sha256Digest(manifest), manifest, OCI_MANIFEST);
+}
+
+describe('a server that forks workers into its own process group (openssl ocsp -multi)', () => {
+  it('leaves no worker running once stopped', async () => {
+    const dir = await makeTempDir('ocsp-group');
+    try {
+      const signer = await notationChainSigner(dir, 'group');
+      const responder = await startOcspResponder(signer, await freePort());
+      await expect.poll(() => groupMembers(responder.pid), { timeout: 10_000 }).toHaveLength(5);
+      await responder.stop();
+      // SIGKILLed workers are reaped by init a moment later; a leaked one would stay for good.
+      await expect.poll(() => groupMembers(responder.pid), { timeout: 5_000 }).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** The pids in process group `pgid` (pgrep exits 1 when there are none). */
+async function groupMembers(pgid: number): Promise<string[]> {
+  try {
+    const { stdout } = await promisify(execFile)('pgrep', ['-g', String(pgid)]);
+    return stdout.split('\n').filter((line) => line !== '');
+  } catch {
+    return [];
+  }
 }
 
 function portOf(registry: RegistryServer): number {
