@@ -6,6 +6,7 @@ export const USAGE = `Usage:
   provenant verify IMAGE... [--config FILE] [--json]
   provenant policy test --template FILE [--constraint FILE]... MANIFEST... [--config FILE] [--json] [--unavailable]
   provenant policy test --suite FILE [--config FILE] [--json] [--unavailable]
+  provenant migrate connaisseur VALUES.yaml... [--out DIR]
   provenant --help
 
 serve    run the external data provider over HTTPS (no --config: embedded development config)
@@ -14,7 +15,11 @@ policy test
          evaluate a Gatekeeper ConstraintTemplate (compiled to WASM with opa from PATH or PROVENANT_OPA)
          against manifests, or run a gator suite.yaml, with external_data answered by this config's
          verification; --unavailable answers as if Provenant were down. Exit 0 no violations (suite:
-         every case passed), 1 violations (suite: a case failed), 2 error`;
+         every case passed), 1 violations (suite: a case failed), 2 error
+migrate connaisseur
+         merge Connaisseur Helm values (chart values.yaml first, then overrides, as helm install -f)
+         and write provenant.yaml, gatekeeper.yaml, values.yaml and MIGRATION.md to --out (default
+         ./provenant-migration); print the report. Exit 0 when the written config loads, 1 when not`;
 
 export interface Parsed {
   readonly command: string | undefined;
@@ -27,6 +32,8 @@ export interface Parsed {
   readonly constraints: string[];
   readonly suite: string | undefined;
   readonly unavailable: boolean;
+  readonly out: string | undefined;
+  readonly explain: boolean;
 }
 
 export function parseCommandLine(argv: string[]): Parsed {
@@ -42,6 +49,8 @@ export function parseCommandLine(argv: string[]): Parsed {
       constraint: { type: 'string', multiple: true },
       suite: { type: 'string' },
       unavailable: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      explain: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -60,5 +69,7 @@ export function parseCommandLine(argv: string[]): Parsed {
     constraints: values.constraint ?? [],
     suite: values.suite,
     unavailable: values.unavailable,
+    out: values.out,
+    explain: values.explain,
   };
 }

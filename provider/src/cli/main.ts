@@ -1,6 +1,7 @@
 /** The `provenant` command. Returns the exit code; never throws. */
 import { toProvenantError } from '../types/errors.ts';
 import { USAGE, parseCommandLine } from './args.ts';
+import { migrate } from './migrate.ts';
 import { policy } from './policy-test.ts';
 import { serve, type Shutdown } from './serve.ts';
 import { EXIT_ERROR, verify } from './verify.ts';
@@ -19,6 +20,8 @@ export async function main(argv: string[]): Promise<number> {
         return await verify(args, process.stdout);
       case 'policy':
         return await policy(args, process.stdout);
+      case 'migrate':
+        return migrate(args, process.stdout);
       default:
         throw new Error(`unknown command "${args.command}"`);
     }

@@ -287,6 +287,43 @@ const Log = Type.Object(
   { ...strict, default: {} },
 );
 
+// Connaisseur's `alerting:` (shared/reference/connaisseur-config.md §3), sent by alerting/.
+const AlertReceiver = Type.Object(
+  {
+    template: Type.String({
+      minLength: 1,
+      description: 'slack, opsgenie, msteams, keybase, ecs-1-12-0, or a .json template file',
+    }),
+    receiverUrl: Type.String({ minLength: 1, description: 'http(s) URL; its host is allowed for egress' }),
+    priority: Type.Integer({ default: 3 }),
+    customHeaders: Type.Array(Type.String({ pattern: '^[^:\\s]+:' }), {
+      default: [],
+      description: '"Name: value" strings; values are never logged',
+    }),
+    payloadFields: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    failIfAlertSendingFails: Type.Boolean({
+      default: false,
+      description: 'a failed send turns the answer into a systemError (Connaisseur denies)',
+    }),
+  },
+  strict,
+);
+
+const AlertStream = Type.Object({ receivers: Type.Array(AlertReceiver, { default: [] }) }, strict);
+
+const Alerting = Type.Object(
+  {
+    clusterIdentifier: Type.String({ default: 'not specified' }),
+    admitRequest: Type.Optional(AlertStream),
+    rejectRequest: Type.Optional(AlertStream),
+    // Provenant's own: alerts leave asynchronously, bounded in rate and time.
+    maxAlertsPerMinute: Type.Integer({ minimum: 1, default: 60, description: 'per receiver; more are dropped' }),
+    timeoutMs: Type.Integer({ minimum: 50, default: 2000, description: 'per attempt' }),
+    maxRetries: Type.Integer({ minimum: 0, maximum: 5, default: 2 }),
+  },
+  strict,
+);
+
 export const ConfigSchema = Type.Object(
   {
     validators: Type.Array(Validator, { minItems: 1 }),
@@ -297,6 +334,7 @@ export const ConfigSchema = Type.Object(
     cache: Cache,
     sigstore: Type.Optional(Sigstore),
     log: Log,
+    alerting: Type.Optional(Alerting),
   },
   strict,
 );
@@ -310,6 +348,8 @@ export type RuleOptionsConfig = Static<typeof RuleOptions>;
 export type RegistryConfig = Static<typeof Registry>;
 export type TlsConfig = Static<typeof Tls>;
 export type LogLevel = Static<typeof Log>['level'];
+export type AlertingConfig = Static<typeof Alerting>;
+export type AlertReceiverConfig = Static<typeof AlertReceiver>;
 
 /** The schema as plain JSON (for values.schema.json and docs). */
 export function configJsonSchema(): TSchema {

@@ -1,4 +1,10 @@
-export { compilePattern, unmatchableReason, PatternSyntaxError, type CompiledPattern } from './pattern.ts';
+export {
+  compilePattern,
+  matchableForm,
+  unmatchableReason,
+  PatternSyntaxError,
+  type CompiledPattern,
+} from './pattern.ts';
 export {
   compileRules,
   mostSpecificRule,

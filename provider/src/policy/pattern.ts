@@ -78,6 +78,13 @@ function refuseGroupedSlash(source: string, glob: Glob): void {
  * `docker.io/library/nginx:latest`), and Docker Hub names always have two or more path components.
  */
 export function unmatchableReason(pattern: CompiledPattern): string | undefined {
+  const fix = matchableForm(pattern);
+  if (fix === undefined) return undefined;
+  return `${JSON.stringify(pattern.source)} can never match: ${fix.why}; ${JSON.stringify(fix.form)} would match`;
+}
+
+/** For a pattern that can never match (see unmatchableReason): the form that would, and why. */
+export function matchableForm(pattern: CompiledPattern): { form: string; why: string } | undefined {
   const { normalized, glob } = pattern;
   const firstGlob = glob.tokens.findIndex((t) => t.kind !== 'literal');
   const literal = firstGlob === -1;
@@ -93,15 +100,24 @@ export function unmatchableReason(pattern: CompiledPattern): string | undefined 
       host.includes('.') || host === 'localhost'
         ? `${normalized}/*`
         : `${DOCKER_HUB}${DOCKER_HUB_OFFICIAL}${normalized}`;
-    return `${JSON.stringify(pattern.source)} can never match: every normalised image has a registry and a path (nginx:1 is docker.io/library/nginx:1); ${JSON.stringify(form)} would match`;
+    return {
+      form,
+      why: 'every normalised image has a registry and a path (nginx:1 is docker.io/library/nginx:1)',
+    };
   }
   if (!/[.:]/.test(prefix.slice(0, slash))) {
-    const onHub = `${DOCKER_HUB}${officialName(`${DOCKER_HUB}${prefix}`, literal) ? DOCKER_HUB_OFFICIAL : ''}${normalized}`;
-    return `${JSON.stringify(pattern.source)} can never match: every normalised image starts with its registry, and an image named without one is on Docker Hub (team/app:1 is docker.io/team/app:1); ${JSON.stringify(onHub)} would match`;
+    const form = `${DOCKER_HUB}${officialName(`${DOCKER_HUB}${prefix}`, literal) ? DOCKER_HUB_OFFICIAL : ''}${normalized}`;
+    return {
+      form,
+      why: 'every normalised image starts with its registry, and an image named without one is on Docker Hub (team/app:1 is docker.io/team/app:1)',
+    };
   }
   if (officialName(prefix, literal)) {
-    const official = `${DOCKER_HUB}${DOCKER_HUB_OFFICIAL}${normalized.slice(normalized.indexOf('/') + 1)}`;
-    return `${JSON.stringify(pattern.source)} can never match: a Docker Hub image with one path component is normalised under library/ (docker.io/app:1 is docker.io/library/app:1); ${JSON.stringify(official)} would match`;
+    const form = `${DOCKER_HUB}${DOCKER_HUB_OFFICIAL}${normalized.slice(normalized.indexOf('/') + 1)}`;
+    return {
+      form,
+      why: 'a Docker Hub image with one path component is normalised under library/ (docker.io/app:1 is docker.io/library/app:1)',
+    };
   }
   return undefined;
 }
