@@ -3,14 +3,16 @@ import { parseArgs } from 'node:util';
 
 export const USAGE = `Usage:
   provenant serve [--config FILE] [--port N]
-  provenant verify IMAGE... [--config FILE] [--json]
+  provenant verify IMAGE... [--config FILE] [--json] [--explain]
   provenant policy test --template FILE [--constraint FILE]... MANIFEST... [--config FILE] [--json] [--unavailable]
   provenant policy test --suite FILE [--config FILE] [--json] [--unavailable]
   provenant migrate connaisseur VALUES.yaml... [--out DIR]
   provenant --help
 
 serve    run the external data provider over HTTPS (no --config: embedded development config)
-verify   verify images with the same code path as the server; exit 0 trusted, 1 not trusted, 2 error
+verify   verify images with the same code path as the server; exit 0 trusted, 1 not trusted, 2 error;
+         --explain prints why: rules ranked, validator and trust roots, registry requests,
+         signatures, cache, verdict
 policy test
          evaluate a Gatekeeper ConstraintTemplate (compiled to WASM with opa from PATH or PROVENANT_OPA)
          against manifests, or run a gator suite.yaml, with external_data answered by this config's

@@ -15,6 +15,7 @@ export async function verify(args: Parsed, out: NodeJS.WritableStream): Promise<
   try {
     await runtime.ready();
     const images = args.positionals;
+    if (args.explain) return await explain(runtime, images, args.json, out);
     const outcomes = await runtime.verifier.verifyAll(images);
     out.write(
       args.json
@@ -30,6 +31,33 @@ export async function verify(args: Parsed, out: NodeJS.WritableStream): Promise<
   } finally {
     await runtime.close();
   }
+}
+
+/** verify --explain: each image verified on its own, every step printed (README "verify --explain"). */
+async function explain(
+  runtime: Runtime,
+  images: readonly string[],
+  json: boolean,
+  out: NodeJS.WritableStream,
+): Promise<number> {
+  const explained = [];
+  for (const image of images) explained.push({ image, ...(await runtime.verifier.explain(image)) });
+  if (json) {
+    out.write(
+      `${JSON.stringify(
+        explained.map((e) => ({ ...toJson(e.image, e.outcome), steps: e.steps })),
+        null,
+        2,
+      )}\n`,
+    );
+  } else {
+    for (const e of explained) {
+      out.write(`${e.image}\n${e.steps.map((s) => `  ${s.kind.padEnd(9)} ${s.text}\n`).join('')}`);
+    }
+  }
+  const outcomes = explained.map((e) => e.outcome);
+  if (outcomes.some((o) => !o.ok && o.error.transient)) return EXIT_ERROR;
+  return outcomes.every((o) => o.ok) ? EXIT_TRUSTED : EXIT_NOT_TRUSTED;
 }
 
 function toJson(image: string, o: Outcome): object {

@@ -1,2 +1,3 @@
 export { Metrics } from './metrics.ts';
 export { createLogger, type Logger } from './logger.ts';
+export { withTrace, tracing, traceStep, type TraceStep, type TraceKind } from './trace.ts';

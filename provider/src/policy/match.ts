@@ -8,6 +8,7 @@
  *   4. on a full tie the later rule wins.
  */
 import type { ImageReference } from '../reference/index.ts';
+import { traceStep, tracing } from '../observability/trace.ts';
 import { compilePattern, type CompiledPattern } from './pattern.ts';
 
 export interface PolicyRule<R> {
@@ -41,31 +42,54 @@ export function mostSpecificRule<R>(
   for (const candidate of rules) {
     if (!patternMatches(candidate.pattern, ref)) continue;
     // `>= 0`: a later rule wins a full tie.
-    if (
-      best === undefined ||
-      compareSpecificity(candidate.pattern.normalized, best.pattern.normalized, ref.normalized) >= 0
-    ) {
+    if (best === undefined) {
+      if (tracing()) traceStep('rule', `rule ${candidate.index} "${candidate.pattern.source}" matches`);
       best = candidate;
+      continue;
     }
+    const { diff, step } = rankRules(candidate.pattern.normalized, best.pattern.normalized, ref.normalized);
+    if (tracing()) {
+      const winner = diff >= 0 ? candidate : best;
+      traceStep(
+        'rule',
+        `rule ${candidate.index} "${candidate.pattern.source}" matches; against rule ${best.index} "${best.pattern.source}": ${step}${diff === 0 ? ', the later rule wins' : ''} → rule ${winner.index} leads`,
+      );
+    }
+    if (diff >= 0) best = candidate;
   }
   return best;
 }
 
 /** Positive when pattern `a` is more specific than `b` for `image`, negative when less, 0 on a tie. */
 export function compareSpecificity(a: string, b: string, image: string): number {
+  return rankRules(a, b, image).diff;
+}
+
+/** The ranking of two patterns for `image`, with the step that decided it (for verify --explain). */
+export function rankRules(a: string, b: string, image: string): { diff: number; step: string } {
   const ac = a.split('/');
   const bc = b.split('/');
-  if (ac.length !== bc.length) return ac.length - bc.length;
+  if (ac.length !== bc.length)
+    return { diff: ac.length - bc.length, step: `1. components: ${ac.length} vs ${bc.length}` };
   const ic = image.split('/');
   for (let i = 0; i < ac.length; i++) {
-    const diff = commonPrefix(ac[i] as string, ic[i] ?? '') - commonPrefix(bc[i] as string, ic[i] ?? '');
-    if (diff !== 0) return diff;
+    const pa = commonPrefix(ac[i] as string, ic[i] ?? '');
+    const pb = commonPrefix(bc[i] as string, ic[i] ?? '');
+    if (pa !== pb)
+      return {
+        diff: pa - pb,
+        step: `2. literal prefix of component ${i + 1} ("${ic[i] ?? ''}"): ${pa} vs ${pb}`,
+      };
   }
   for (let i = 0; i < ac.length; i++) {
     const diff = (ac[i] as string).length - (bc[i] as string).length;
-    if (diff !== 0) return diff;
+    if (diff !== 0)
+      return {
+        diff,
+        step: `3. length of component ${i + 1}: ${(ac[i] as string).length} vs ${(bc[i] as string).length}`,
+      };
   }
-  return 0;
+  return { diff: 0, step: `1–3 tie (${ac.length} components, same prefixes and lengths)` };
 }
 
 function commonPrefix(pattern: string, component: string): number {

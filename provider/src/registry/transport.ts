@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
+import { traceStep } from '../observability/trace.ts';
 import { ProvenantError } from '../types/errors.ts';
 import { EgressDeniedError, type EgressPolicy, type EgressPurpose } from './egress.ts';
 import { RequestSlots } from './slots.ts';
@@ -42,6 +43,11 @@ export interface HttpRequest {
   /** Why this connection is made (egress: only registries an image may name get `registry`). */
   readonly purpose: EgressPurpose;
   readonly ca?: TlsTrust | undefined;
+}
+
+/** A network error's kind for a trace line (never its message, which may map the network). */
+function errorName(err: unknown): string {
+  return err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.name) : 'error';
 }
 
 const RETRY_BASE_DELAY_MS = 100;
@@ -87,6 +93,7 @@ export class Transport {
     try {
       agent = this.agentFor(req);
     } catch (err) {
+      traceStep('fetch', `${req.method} ${req.url.origin}${req.url.pathname} → not sent (${errorName(err)})`);
       throw networkError(err, req);
     }
     for (let attempt = 0; ; attempt++) {
@@ -141,9 +148,14 @@ export class Transport {
           bodyTimeout: this.options.requestTimeoutMs,
         });
       } catch (err) {
+        traceStep('fetch', `${req.method} ${req.url.origin}${req.url.pathname} → failed (${errorName(err)})`);
         throw networkError(err, req);
       }
       const body = await readBounded(res, req);
+      traceStep(
+        'fetch',
+        `${req.method} ${req.url.origin}${req.url.pathname} → ${res.statusCode} (${body.length} bytes)`,
+      );
       return { status: res.statusCode, headers: flatten(res.headers), body };
     } finally {
       release();

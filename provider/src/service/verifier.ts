@@ -17,7 +17,7 @@ import type { RegistryClient } from '../registry/index.ts';
 import type { SigstoreTrust } from '../trust/sigstore/index.ts';
 import { ProvenantError, toProvenantError, type ErrorCode } from '../types/errors.ts';
 import { createValidator, type Validator } from '../validators/index.ts';
-import type { Metrics } from '../observability/index.ts';
+import { traceStep, tracing, withTrace, type Metrics, type TraceStep } from '../observability/index.ts';
 
 export interface Verdict {
   /** The normalised reference pinned to the trusted digest. */
@@ -125,6 +125,42 @@ export class Verifier {
     return this.toOutcome(result, ref, cached !== undefined);
   }
 
+  /**
+   * One key, explained (verify --explain): what the cache held, then a fresh verification with every
+   * step recorded (rules ranked, validator, registry requests, signatures), and the verdict.
+   */
+  async explain(key: string): Promise<{ outcome: Outcome; steps: TraceStep[] }> {
+    const steps: TraceStep[] = [];
+    let ref: ImageReference;
+    try {
+      ref = parseReference(key);
+    } catch (err) {
+      const error = toProvenantError(err, key);
+      steps.push({ kind: 'verdict', text: `not a valid image reference: ${error.toItemError()}` });
+      return { outcome: { ok: false, error }, steps };
+    }
+    steps.push({ kind: 'reference', text: `${key} is ${ref.normalized}` });
+    const cacheKey = `${this.cacheNamespace}|${ref.normalized}`;
+    const cached = await this.deps.cache.get(cacheKey);
+    steps.push({
+      kind: 'cache',
+      text:
+        cached === undefined
+          ? 'no cached verdict: verified now, and the result cached as the server would'
+          : `a cached verdict (${'verdict' in cached ? 'trusted' : cached.error.code}) would answer; verified again to explain it`,
+    });
+    const deadline = AbortSignal.timeout(this.config.server.requestDeadlineMs);
+    const result = await withTrace(steps, () => this.decide(ref, cacheKey, deadline));
+    const outcome = this.toOutcome(result, ref, false);
+    steps.push({
+      kind: 'verdict',
+      text: outcome.ok
+        ? `trusted: ${outcome.verdict.pinned} (validator ${outcome.verdict.validator}${outcome.verdict.signers.length > 0 ? `, signed by ${outcome.verdict.signers.join(', ')}` : ''})`
+        : `${outcome.error.transient ? 'error (transient, not cached)' : 'denied'}: ${outcome.error.toItemError()}`,
+    });
+    return { outcome, steps };
+  }
+
   private async decide(
     ref: ImageReference,
     cacheKey: string,
@@ -155,6 +191,11 @@ export class Verifier {
       );
     }
     const rule = match.rule;
+    if (tracing())
+      traceStep(
+        'rule',
+        `decides: rule ${match.index} "${rule.pattern}" → validator "${rule.validator}"${rule.with === undefined ? '' : ` with ${JSON.stringify(rule.with)}`}`,
+      );
     const validator = this.validators.get(rule.validator);
     if (validator === undefined) {
       throw new ProvenantError(
@@ -165,6 +206,7 @@ export class Verifier {
         },
       );
     }
+    if (tracing()) traceStep('validator', describeValidator(this.config, rule));
     const { digest, signers, notes } = await validator.validate({ image: ref, rule, signal });
     await this.checkTagDigest(ref, signal);
     return {
@@ -216,6 +258,22 @@ export class Verifier {
       verdict.mode === 'insecureValidateOnly' ? ref.original : pinnedReference(ref, verdict.digest);
     return { ok: true, verdict: { ...verdict, pinned } };
   }
+}
+
+/** The validator a rule runs and the trust material it holds (names only, never key bytes). */
+function describeValidator(config: Config, rule: RuleConfig): string {
+  const v = config.validators.find((x) => x.name === rule.validator);
+  if (v === undefined) return `validator "${rule.validator}" is not configured`;
+  if (v.type === 'static')
+    return `static validator "${v.name}": ${v.approve ? 'approves' : 'denies'} every image`;
+  const roots = v.trustRoots
+    .map(
+      (r) =>
+        `${r.name} (${r.keyless !== undefined ? 'keyless' : r.cert !== undefined ? 'certificate' : 'key'})`,
+    )
+    .join(', ');
+  const where = v.type === 'notaryv1' ? ` at ${v.host}` : '';
+  return `${v.type} validator "${v.name}"${where}; trust roots: ${roots}; rule selects trustRoot "${rule.with?.trustRoot ?? 'default'}"`;
 }
 
 function deadlinePassed(ref: ImageReference): ProvenantError {

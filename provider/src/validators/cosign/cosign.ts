@@ -3,6 +3,7 @@
  * and v3 bundle referrers), each checked against the trust roots the rule selects, then Connaisseur's
  * threshold / required rules. The answer is the admitted digest and the roots that vouched for it.
  */
+import { traceStep } from '../../observability/trace.ts';
 import type { ValidatorConfig } from '../../config/index.ts';
 import { parseReference } from '../../reference/index.ts';
 import type { ImageReference } from '../../reference/index.ts';
@@ -91,6 +92,10 @@ export class CosignValidator implements Validator {
     const digest = await this.deps.registry.resolveDigest(image, signal);
     const selection = selectRoots(rule.with, [...this.roots.keys()]);
     const { items: signatures, tampered } = await fetchSignatures(this.deps.registry, image, digest, signal);
+    traceStep(
+      'signature',
+      `${signatures.length} cosign signature(s) found for ${digest}${tampered.length > 0 ? `, ${tampered.length} skipped: bytes not matching their digest` : ''}; roots checked: ${selection.roots.join(', ')}${selection.threshold > 0 ? `, distinct signers needed: ${selection.threshold}` : ''}${selection.required.length > 0 ? `, required: ${selection.required.join(', ')}` : ''}`,
+    );
     if (signatures.length === 0) {
       throwIfTampered(tampered, image, digest, 'no readable cosign signature');
       throw this.error(
@@ -113,6 +118,7 @@ export class CosignValidator implements Validator {
       if (best !== undefined) rejections.set(name, best);
     }
     const outcome = evaluatePolicy(selection, valid, (root) => this.signerOf(root));
+    traceStep('signature', `policy: ${describeOutcome(outcome)}`);
     if (!outcome.ok) {
       throwIfTampered(tampered, image, digest, 'too few valid cosign signatures');
       throw this.rejection(outcome, image, digest, rejections);
@@ -177,6 +183,12 @@ export class CosignValidator implements Validator {
     let best: Rejection | undefined;
     for (const sig of signatures) {
       const check = checkSignature(sig, root, options);
+      traceStep(
+        'signature',
+        check.ok
+          ? `${sig.source}: counts for trust root "${name}"`
+          : `${sig.source}: does not count for trust root "${name}": ${check.failure}: ${check.detail}`,
+      );
       if (check.ok) ids.add(signatureId(sig));
       else if (best === undefined || FAILURE_RANK[check.failure] > FAILURE_RANK[best.failure])
         best = { ...check, source: sig.source };
@@ -352,5 +364,18 @@ function sameRepository(dockerReference: string, image: ImageReference): boolean
     return signed.registry === image.registry && signed.repository === image.repository;
   } catch {
     return false;
+  }
+}
+
+/** A policy outcome in words, for verify --explain. */
+function describeOutcome(outcome: PolicyOutcome): string {
+  if (outcome.ok) return `met by ${outcome.signers.join(', ')}`;
+  switch (outcome.reason) {
+    case 'threshold':
+      return `not met: ${outcome.found} distinct signer(s), ${outcome.needed} needed`;
+    case 'required':
+      return `not met: required signer(s) missing: ${outcome.missing.join(', ')}`;
+    case 'none':
+      return 'not met: no checked trust root has a valid signature';
   }
 }
