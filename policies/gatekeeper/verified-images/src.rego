@@ -4,7 +4,7 @@
 # data provider in one call; Provenant answers per image with the trusted digest, or an error
 # "<CODE>: <message>". Messages quote with "%v" rather than %q, which opa-wasm's sprintf lacks
 # (provenant policy test runs this Rego as WASM). Each message names the field (containers, initContainers,
-# ephemeralContainers), the container and the image.
+# ephemeralContainers, volumes for image volumes), the container or volume and the image.
 #
 # parameters.failurePolicy decides what a Provenant outage (`system_error`: unreachable, timeout,
 # registry down) means: "Fail" (default) denies, "Ignore" admits.
@@ -22,17 +22,29 @@ workload_kinds := {
 
 container_fields := ["containers", "initContainers", "ephemeralContainers"]
 
-pod_spec := input.review.object.spec if input.review.object.kind == "Pod"
+pod_spec_of(obj) := obj.spec if obj.kind == "Pod"
 
-pod_spec := input.review.object.spec.template.spec if input.review.object.kind in workload_kinds
+pod_spec_of(obj) := obj.spec.template.spec if obj.kind in workload_kinds
 
-pod_spec := input.review.object.spec.jobTemplate.spec.template.spec if input.review.object.kind == "CronJob"
+pod_spec_of(obj) := obj.spec.jobTemplate.spec.template.spec if obj.kind == "CronJob"
 
-# Every container with an image, as {field, name, image}.
-containers contains {"field": field, "name": c.name, "image": c.image} if {
-	some field in container_fields
-	some c in pod_spec[field]
-	is_string(c.image)
+# Every image of an object as {field, name, image}: containers of each list, and image volumes
+# (Kubernetes 1.31+: spec.volumes[].image.reference, pulled like a container image).
+images_of(obj) := {c | some field in container_fields; some x in pod_spec_of(obj)[field]; is_string(x.image); c := {"field": field, "name": x.name, "image": x.image}} | {v | some x in pod_spec_of(obj).volumes; is_string(x.image.reference); v := {"field": "volumes", "name": x.name, "image": x.image.reference}}
+
+# parameters.automaticUnchangedApproval (Connaisseur's feature): on UPDATE, an image the old object
+# already had is not sent again. Without an old object (CREATE, audit) every image is checked.
+unchanged(image) if {
+	object.get(input, ["parameters", "automaticUnchangedApproval"], false) == true
+	input.review.operation == "UPDATE"
+	some old in images_of(input.review.oldObject)
+	old.image == image
+}
+
+# The images to verify, as {field, name, image}.
+containers contains c if {
+	some c in images_of(input.review.object)
+	not unchanged(c.image)
 }
 
 images := sort({c.image | some c in containers})

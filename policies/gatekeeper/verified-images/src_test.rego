@@ -95,3 +95,48 @@ test_key_without_answer_denies if {
 		with external_data as silent
 	count(v) == 1
 }
+
+test_image_volumes_are_checked_and_other_volumes_ignored if {
+	obj := {"kind": "Pod", "spec": {
+		"containers": [{"name": "app", "image": trusted}],
+		"volumes": [{"name": "models", "image": {"reference": untrusted}}, {"name": "scratch", "emptyDir": {}}],
+	}}
+	v := violations(review(obj))
+	count(v) == 1
+	some m in v
+	contains(m.msg, `volumes "models" has an untrusted image`)
+	contains(m.msg, untrusted)
+}
+
+test_image_volumes_of_workload_templates_are_checked if {
+	spec := {"containers": [{"name": "app", "image": trusted}], "volumes": [{"name": "models", "image": {"reference": untrusted}}]}
+	count(violations(review({"kind": "Deployment", "spec": {"template": {"spec": spec}}}))) == 1
+}
+
+update(old, new, approve) := {
+	"review": {"operation": "UPDATE", "object": old_or_new(new), "oldObject": old_or_new(old)},
+	"parameters": {"automaticUnchangedApproval": approve},
+}
+
+old_or_new(image) := pod([{"name": "app", "image": image}])
+
+# No provider call at all: external_data answering anything would fail the test.
+refuse(_) := {"responses": [], "errors": [], "system_error": "should not be called", "status_code": 500}
+
+test_unchanged_images_are_not_sent_on_update_with_automatic_unchanged_approval if {
+	v := provenantverifiedimages.violation with input as update(untrusted, untrusted, true) with external_data as refuse
+	count(v) == 0
+}
+
+test_changed_images_are_still_verified_on_update if {
+	count(violations(update(trusted, untrusted, true))) == 1
+}
+
+test_unchanged_images_are_verified_without_automatic_unchanged_approval if {
+	count(violations(update(untrusted, untrusted, false))) == 1
+}
+
+test_automatic_unchanged_approval_does_not_apply_to_create if {
+	obj := {"review": {"operation": "CREATE", "object": old_or_new(untrusted)}, "parameters": {"automaticUnchangedApproval": true}}
+	count(violations(obj)) == 1
+}
