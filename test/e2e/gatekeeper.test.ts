@@ -282,6 +282,114 @@ server:
     for (const assign of workloads) await cluster.apply(assign);
   });
 
+  /** Requests Provenant answered on /v1/verify so far (its Prometheus counter). */
+  async function verifyRequests(): Promise<number> {
+    const agent = new Agent({ connect: { ca: provenantCaPem } });
+    try {
+      const res = await request(`${provenant.url}/metrics`, { dispatcher: agent });
+      const text = await res.body.text();
+      return [...text.matchAll(/^provenant_http_requests_total\{route="\/v1\/verify"[^}]*\} (\d+)/gm)]
+        .map((m) => Number(m[1]))
+        .reduce((a, b) => a + b, 0);
+    } finally {
+      await agent.close();
+    }
+  }
+
+  it("keeps Connaisseur's features after provenant migrate connaisseur: detection mode, ignored namespaces, unchanged images", async () => {
+    const values = path.join(dir, 'connaisseur-values.yaml');
+    await writeFile(
+      values,
+      `application:
+  validators: [{ name: deny, type: static, approve: false }]
+  policy: [{ pattern: "*:*", validator: deny }]
+  features:
+    detectionMode: true
+    automaticUnchangedApproval: true
+    namespacedValidation: { mode: ignore }
+`,
+    );
+    const out = path.join(dir, 'migrated');
+    await run('node', ['bin/provenant.mjs', 'migrate', 'connaisseur', values, '--out', out], {
+      cwd: PROJECT_ROOT,
+    }).catch((err: { stdout: string }) => err);
+    const [migrated] = parseAllDocuments(await readFile(path.join(out, 'gatekeeper.yaml'), 'utf8')).map(
+      (d) => d.toJS() as KubeObject,
+    );
+    if (migrated === undefined) throw new Error('the migration wrote no constraint');
+    expect(migrated.spec).toMatchObject({
+      enforcementAction: 'warn',
+      parameters: { automaticUnchangedApproval: true },
+    });
+
+    // Detection mode: a Pod Provenant denies is admitted, with the violation as a warning.
+    await useConstraint(
+      migrated,
+      async () => (await liveVerdict(pod('probe', untrusted.reference))) === 'warned',
+    );
+    const detected = await cluster.create(pod('detected', untrusted.reference));
+    expect(detected.status, message(detected.body)).toBe(201);
+    expect(detected.warnings.join('\n')).toContain(
+      `containers "app" has an untrusted image "${untrusted.reference}"`,
+    );
+
+    // A namespace labelled as Connaisseur's users label it is not validated at all.
+    await cluster.apply({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'ignored', labels: { 'securesystemsengineering.connaisseur/webhook': 'ignore' } },
+    });
+    const ignored = await cluster.create(pod('ignored', untrusted.reference, 'ignored'));
+    expect(ignored.status, message(ignored.body)).toBe(201);
+    expect(ignored.warnings.filter((w) => w.includes('verified-images'))).toEqual([]);
+
+    // Enforced again: an UPDATE that keeps the (untrusted) image is admitted without asking Provenant,
+    // one that changes it is verified and denied.
+    const enforced = structuredClone(migrated);
+    (enforced.spec as { enforcementAction: string }).enforcementAction = 'deny';
+    await useConstraint(enforced, untrustedDenied);
+    const stored = (await cluster.get(pod('detected', untrusted.reference))).body as KubeObject;
+    const before = await verifyRequests();
+    stored.metadata.labels = { touched: 'yes' };
+    const unchanged = await cluster.replace(stored);
+    expect(unchanged.status, message(unchanged.body)).toBe(200);
+    expect(await verifyRequests()).toBe(before);
+    const other = await pushRandomImage(registry.url, 'untrusted/app', 'update');
+    ((stored.spec as { containers: { image: string }[] }).containers[0] as { image: string }).image =
+      other.reference;
+    const changed = await cluster.replace(stored);
+    expect(changed.status).toBe(403);
+    expect(message(changed.body)).toContain(other.reference);
+    expect(await verifyRequests()).toBeGreaterThan(before);
+    await useConstraint(constraints.deny, untrustedDenied);
+  });
+
+  it('verifies and pins image volumes like container images', async () => {
+    const withVolume = (name: string, image: string): KubeObject => {
+      const p = pod(name, trusted.reference);
+      (p.spec as Record<string, unknown>).volumes = [
+        { name: 'models', image: { reference: image } },
+        { name: 'scratch', emptyDir: {} },
+      ];
+      return p;
+    };
+    const pinned = await cluster.create(withVolume('volume-trusted', trusted.reference));
+    expect(pinned.status, message(pinned.body)).toBe(201);
+    const volumes = (pinned.body as { spec: { volumes: Record<string, unknown>[] } }).spec.volumes;
+    expect(volumes).toEqual([
+      {
+        name: 'models',
+        image: expect.objectContaining({ reference: `${trusted.reference}@${trusted.digest}` }),
+      },
+      { name: 'scratch', emptyDir: {} },
+    ]);
+    const denied = await cluster.create(withVolume('volume-untrusted', untrusted.reference));
+    expect(denied.status).toBe(403);
+    expect(message(denied.body)).toContain(
+      `volumes "models" has an untrusted image "${untrusted.reference}"`,
+    );
+  });
+
   it('fails closed when Provenant is unreachable, and open with failurePolicy Ignore', async () => {
     // A tag never asked for, so no Gatekeeper cache entry can answer for Provenant.
     const fresh = await pushRandomImage(registry.url, 'trusted/app', 'outage');

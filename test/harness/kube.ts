@@ -204,6 +204,9 @@ async function startApiServer(
       `--service-account-signing-key-file=${saKey}`,
       // No controller-manager creates the "default" service account the ServiceAccount plugin wants.
       '--disable-admission-plugins=ServiceAccount',
+      // Image volumes (spec.volumes[].image) are beta and off by default in 1.34 (pkg/features): without
+      // the gate the API server drops the field, and the e2e suite could not show them verified.
+      '--feature-gates=ImageVolume=true',
       '--v=1',
     ],
     ready: { kind: 'tcp', host: LOOPBACK_HOST, port },

@@ -25,6 +25,7 @@ export async function serve(args: Parsed, shutdown: Shutdown): Promise<number> {
     metrics,
     warn: (message) => logger.warn(message),
     refreshPublicGood: true,
+    sendAlerts: true,
     onSigstoreRefresh: (error) =>
       error === undefined
         ? logger.info('sigstore trusted root refreshed through TUF')

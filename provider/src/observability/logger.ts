@@ -19,6 +19,9 @@ const SECRET_FIELDS: ReadonlySet<string> = new Set([
   'authorization',
   'proxy-authorization',
   'cookie',
+  // alerting receivers: headers carry API keys, URLs (Slack, Teams) carry a secret path.
+  'customheaders',
+  'receiverurl',
 ]);
 const CENSOR = '[redacted]';
 /** Deeper than any config; beyond it a value is dropped rather than walked. */

@@ -30,9 +30,10 @@ export type Reach = 'any' | 'private' | 'public';
 /**
  * Why a connection is made: images may reach listed hosts only; their registries may send us on; a
  * trusted signing chain's OCSP responders and CRL distribution points (`revocation`) reach public
- * addresses, or any address of a host a `registries:` entry names.
+ * addresses, or any address of a host a `registries:` entry names; alert receivers (`alert`) are hosts
+ * the `alerting:` section names (`configuredHosts`).
  */
-export type EgressPurpose = 'registry' | 'redirect' | 'token' | 'revocation';
+export type EgressPurpose = 'registry' | 'redirect' | 'token' | 'revocation' | 'alert';
 
 export interface EgressOptions {
   readonly registries: readonly RegistryConfig[];

@@ -2,6 +2,8 @@
  * What a running provider holds: the current config and the Verifier built from it. A reload swaps
  * both at once; requests already in flight finish on the config they started with.
  */
+import { dirname, isAbsolute } from 'node:path';
+import { Alerter } from '../alerting/index.ts';
 import type { Config } from '../config/index.ts';
 import {
   cacheHmacKey,
@@ -25,6 +27,8 @@ export interface RuntimeOptions {
   readonly onSigstoreRefresh?: ((error: Error | undefined) => void) | undefined;
   /** Keep the public-good Sigstore root current through TUF when cosign validators use it (serve). */
   readonly refreshPublicGood?: boolean | undefined;
+  /** Send the config's `alerting:` alerts (serve; the CLI's one-off verifications do not). */
+  readonly sendAlerts?: boolean | undefined;
 }
 
 interface Generation {
@@ -146,9 +150,17 @@ export class Runtime {
       this.options.onSigstoreRefresh,
       this.options.refreshPublicGood === true && config.validators.some((v) => v.type === 'cosign'),
     );
+    const alerter =
+      this.options.sendAlerts === true && config.alerting !== undefined
+        ? new Alerter(config.alerting, {
+            // Template files are relative to the config file, like every path in it.
+            baseDir: isAbsolute(this.source) ? dirname(this.source) : process.cwd(),
+            warn: this.options.warn ?? (() => undefined),
+          })
+        : undefined;
     const verifier = new Verifier(
       config,
-      { registry, sigstore: sigstore.trust, cache: this.cache, metrics: this.options.metrics },
+      { registry, sigstore: sigstore.trust, cache: this.cache, metrics: this.options.metrics, alerter },
       configFingerprint(config),
     );
     return { config, verifier, registry, sigstore };

@@ -4,6 +4,7 @@
  * TTL; failures that are a property of the image briefly; transient failures never (MISSION.md:
  * "never let a transient failure be cached as a verdict").
  */
+import type { Alerter } from '../alerting/index.ts';
 import type { Config, RuleConfig } from '../config/index.ts';
 import { Coalescer, type Cache } from '../cache/index.ts';
 import { mostSpecificRule, compileRules, type PolicyRule } from '../policy/index.ts';
@@ -54,6 +55,8 @@ export interface VerifierDeps {
   readonly sigstore?: SigstoreTrust | undefined;
   readonly cache: Cache<CachedOutcome>;
   readonly metrics?: Metrics | undefined;
+  /** Sends `alerting:` alerts for fresh verdicts (not for cached ones). */
+  readonly alerter?: Alerter | undefined;
 }
 
 export class Verifier {
@@ -88,7 +91,10 @@ export class Verifier {
 
   /** Closes the validators' own connections (the registry client is the Runtime's to close). */
   async close(): Promise<void> {
-    await Promise.all([...this.validators.values()].map((v) => v.close?.() ?? Promise.resolve()));
+    await Promise.all([
+      ...[...this.validators.values()].map((v) => v.close?.() ?? Promise.resolve()),
+      this.deps.alerter?.close(),
+    ]);
   }
 
   /**
@@ -161,22 +167,39 @@ export class Verifier {
     return { outcome, steps };
   }
 
+  /**
+   * A fresh verdict (coalesced: once per key in flight): validated, alerted, then cached. A transient
+   * failure is neither alerted nor cached; a failed mandatory alert (failIfAlertSendingFails) makes the
+   * answer a transient ALERT_SEND_FAILED and leaves the verdict uncached, so the next request alerts again.
+   */
   private async decide(
     ref: ImageReference,
     cacheKey: string,
     signal: AbortSignal,
   ): Promise<CachedOutcome | ProvenantError> {
+    let result: CachedOutcome;
+    let ttlSeconds: number;
     try {
-      const verdict = await this.validate(ref, signal);
-      await this.deps.cache.set(cacheKey, { verdict }, this.config.cache.ttlSeconds);
-      return { verdict };
+      result = { verdict: await this.validate(ref, signal) };
+      ttlSeconds = this.config.cache.ttlSeconds;
     } catch (err) {
       const error = toProvenantError(err, ref.original);
       if (error.transient) return error;
-      const cachedError = { error: { code: error.code, message: error.message } };
-      await this.deps.cache.set(cacheKey, cachedError, this.config.cache.negativeTtlSeconds);
-      return cachedError;
+      result = { error: { code: error.code, message: error.message } };
+      ttlSeconds = this.config.cache.negativeTtlSeconds;
     }
+    try {
+      await this.deps.alerter?.notify(
+        'verdict' in result
+          ? { ...result.verdict, kind: 'admit', image: ref.original }
+          : { kind: 'reject', image: ref.original, error: `${result.error.code}: ${result.error.message}` },
+        signal,
+      );
+    } catch (err) {
+      return toProvenantError(err, ref.original);
+    }
+    await this.deps.cache.set(cacheKey, result, ttlSeconds);
+    return result;
   }
 
   private async validate(ref: ImageReference, signal: AbortSignal): Promise<Omit<Verdict, 'pinned'>> {

@@ -262,6 +262,11 @@ export const ERROR_CODES = {
     transient: false,
     summary: 'server.host is not loopback and server.tls is not set.',
   },
+  // Alerting.
+  ALERT_SEND_FAILED: {
+    transient: true,
+    summary: 'A receiver with failIfAlertSendingFails could not be sent its alert (Connaisseur denies then).',
+  },
   // Anything unexpected: a bug. Reported as a system error so it is never cached as a verdict.
   INTERNAL: { transient: true, summary: 'An unexpected internal failure.' },
 } as const satisfies Record<string, { transient: boolean; summary: string }>;
