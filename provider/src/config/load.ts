@@ -49,7 +49,7 @@ export function parseConfig(text: string, source: string, baseDir: string): Conf
   const problems = validateSchema(raw) ? [] : schemaProblems(validateSchema.errors ?? [], doc, lines);
   // Cross-field checks need well-formed validators and rules; any other section may still be broken,
   // and its problems are reported together with these. An unknown top-level field (say, Connaisseur's
-  // `alerting:`) leaves both lists intact, so it must not hide their problems.
+  // `features:`) leaves both lists intact, so it must not hide their problems.
   const shapeBroken = problems.some(
     (p) =>
       p.startsWith('/validators') ||

@@ -294,7 +294,7 @@ sigstore: { tufMirror: https://tuf.acme.io }
 describe('problems reported at once', () => {
   it('lists every bad field path, across sections and checks, in one CONFIG_INVALID error', () => {
     const bad = `
-alerting: { clusterIdentifier: staging }
+features: { detectionMode: true }
 server: { port: "8443" }
 cache: { ttlSeconds: -1 }
 validators:
@@ -318,7 +318,7 @@ policy:
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.message).toContain(`config ${TEST_SOURCE} is invalid (7 problems):`);
     for (const problem of [
-      '/: unknown field at line 2, column 1 (allowed: validators, policy, server, registries, network, cache, sigstore, log)',
+      '/: unknown field at line 2, column 1 (allowed: validators, policy, server, registries, network, cache, sigstore, log, alerting)',
       '/server/port: must be integer',
       '/cache/ttlSeconds: must be >= 0',
       '/validators/1/name: duplicate name "allow" (also /validators/0)',

@@ -44,10 +44,13 @@ describe('gatekeeper/ manifests', () => {
     expect(rego).toContain('"provider": "provenant"');
   });
 
-  it('pin every container field of Pods, workload templates and CronJob job templates', () => {
+  it('pin every container field and image volume of Pods, workload templates and CronJob job templates', () => {
     const assigns = kustomized('gatekeeper/mutations');
-    const expected = ['spec', 'spec.template.spec', 'spec.jobTemplate.spec.template.spec'].flatMap((prefix) =>
-      FIELDS.map((f) => `${prefix}.${f}[name:*].image`),
+    const expected = ['spec', 'spec.template.spec', 'spec.jobTemplate.spec.template.spec'].flatMap(
+      (prefix) => [
+        ...FIELDS.map((f) => `${prefix}.${f}[name:*].image`),
+        `${prefix}.volumes[name:*].image.reference`,
+      ],
     );
     expect(locations(assigns)).toEqual(expected.sort());
     for (const a of assigns) {
@@ -64,7 +67,9 @@ describe('gatekeeper/ manifests', () => {
 
   it('pin only Pods in the pods-only variant', () => {
     const assigns = kustomized('gatekeeper/mutations-pods-only');
-    expect(locations(assigns)).toEqual(FIELDS.map((f) => `spec.${f}[name:*].image`).sort());
+    expect(locations(assigns)).toEqual(
+      [...FIELDS.map((f) => `spec.${f}[name:*].image`), 'spec.volumes[name:*].image.reference'].sort(),
+    );
     const kinds = assigns.flatMap((a) => (a.spec.applyTo as { kinds: string[] }[]).flatMap((t) => t.kinds));
     expect(new Set(kinds)).toEqual(new Set(['Pod']));
   });
