@@ -317,7 +317,11 @@ const Alerting = Type.Object(
     admitRequest: Type.Optional(AlertStream),
     rejectRequest: Type.Optional(AlertStream),
     // Provenant's own: alerts leave asynchronously, bounded in rate and time.
-    maxAlertsPerMinute: Type.Integer({ minimum: 1, default: 60, description: 'per receiver; more are dropped' }),
+    maxAlertsPerMinute: Type.Integer({
+      minimum: 1,
+      default: 60,
+      description: 'per receiver; more are dropped',
+    }),
     timeoutMs: Type.Integer({ minimum: 50, default: 2000, description: 'per attempt' }),
     maxRetries: Type.Integer({ minimum: 0, maximum: 5, default: 2 }),
   },
