@@ -3,6 +3,7 @@
  * repository's verified Notary trust data signs, never what the registry says. The TUF work lives in
  * trust/notaryv1; this class maps Connaisseur's config and rule options onto it.
  */
+import { traceStep } from '../../observability/trace.ts';
 import type { KeyObject } from 'node:crypto';
 
 import type { RegistryConfig, RuleConfig, TrustRootConfig, ValidatorConfig } from '../../config/index.ts';
@@ -66,17 +67,24 @@ export class NotaryV1Validator implements Validator {
 
   async validate({ image, rule, signal }: ValidationRequest): Promise<Validated> {
     const gun = gunOf(image);
+    const pinned = this.pinned(rule, image);
+    traceStep(
+      'signature',
+      `Notary v1 trust data of ${gun}: root.json must be signed by ${pinned.map((p) => p.name).join(' and ')}${rule.with?.delegations !== undefined ? `; delegations required: ${rule.with.delegations.join(', ')}` : ''}`,
+    );
     const repo = await verifyTrustData({
       gun,
       image: image.original,
-      pinned: this.pinned(rule, image),
+      pinned,
       requiredDelegations: requiredDelegations(rule),
       source: this.client.source(gun, image.original, signal),
       now: this.now(),
       versions: this.versions,
       scope: `${this.client.origin} ${gun}`,
     });
-    return { digest: signedDigest(repo, image, gun), signers: repo.signers };
+    const digest = signedDigest(repo, image, gun);
+    traceStep('signature', `trust data verified; ${digest} signed by ${repo.signers.join(', ')}`);
+    return { digest, signers: repo.signers };
   }
 
   async close(): Promise<void> {

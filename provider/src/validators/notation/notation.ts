@@ -4,6 +4,7 @@
  * tag `sha256-<hex>` on registries without it), each verified against the trust roots the rule selects
  * at the rule's verification level (trust/notation). One signature that passes admits the image.
  */
+import { traceStep } from '../../observability/trace.ts';
 import type { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { RegistryConfig, RuleConfig, ValidatorConfig } from '../../config/index.ts';
@@ -152,8 +153,19 @@ export class NotationValidator implements Validator {
       fetchRevocation: this.revocationFetch(image, signal),
     };
     const outcomes: { source: string; outcome: SignatureOutcome }[] = [];
+    traceStep(
+      'signature',
+      `${signatures.length} Notation signature(s) found for ${digest}; level ${level}; trusted certificates of: ${[...new Set(trusted.map((t) => t.name))].join(', ')}`,
+    );
     for (const s of signatures) {
-      outcomes.push({ source: s.source, outcome: await verifySignature(s.mediaType, s.envelope, options) });
+      const outcome = await verifySignature(s.mediaType, s.envelope, options);
+      traceStep(
+        'signature',
+        outcome.ok
+          ? `${s.source}: counts, chains to ${outcome.roots.join(', ') || 'no root'}${outcome.logged.length > 0 ? ` (logged only: ${outcome.logged.map((f) => f.code).join(', ')})` : ''}`
+          : `${s.source}: does not count: ${outcome.failure.code}: ${outcome.failure.detail}`,
+      );
+      outcomes.push({ source: s.source, outcome });
     }
     const passed = outcomes.flatMap(({ outcome }) => (outcome.ok ? [outcome] : []));
     const best = passed.find((o) => o.logged.length === 0) ?? passed[0];
