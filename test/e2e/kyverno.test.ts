@@ -299,10 +299,19 @@ server:
       expect(await askProvenant(`Bearer ${token}`)).toEqual({ status: 200, systemError: '' });
     });
 
-    it('refuses a request without a token', async () => {
+    it('refuses a request without a token, and counts it', async () => {
       const answer = await askProvenant();
       expect(answer.status).toBe(401);
       expect(answer.systemError).toMatch(/^REQUEST_UNAUTHENTICATED: /);
+      const agent = new Agent({ connect: { ca: providerCaPem } });
+      try {
+        const metrics = await request(`${provenant.url}/metrics`, { dispatcher: agent });
+        expect(await metrics.body.text()).toMatch(
+          /provenant_auth_refusals_total\{route="\/v1\/verify",code="REQUEST_UNAUTHENTICATED"\} [1-9]/,
+        );
+      } finally {
+        await agent.close();
+      }
     });
 
     it('refuses a token made for another audience (the API server’s own)', async () => {
