@@ -74,21 +74,21 @@ async function authenticate(
   }
   const path = `${req.method} ${req.url.split('?')[0] ?? ''}`;
   if (reviewer === undefined) {
-    return Promise.reject(
-      new ProvenantError(
-        'REQUEST_CLIENT_CERTIFICATE_REQUIRED',
-        `expected a client certificate signed by server.tls.clientCA for ${path}, found ${certificate}`,
-      ),
+    throw new ProvenantError(
+      'REQUEST_CLIENT_CERTIFICATE_REQUIRED',
+      `expected a client certificate signed by server.tls.clientCA for ${path}, found ${certificate}`,
     );
   }
   const wanted = accepted.includes('clientCertificate')
     ? 'a client certificate signed by server.tls.clientCA or a bearer token'
     : 'a bearer token';
   const found =
-    req.headers.authorization === undefined ? 'no credential' : 'an Authorization header of another scheme';
-  return Promise.reject(
-    new ProvenantError('REQUEST_UNAUTHENTICATED', `expected ${wanted} for ${path}, found ${found}`),
-  );
+    req.headers.authorization !== undefined
+      ? 'an Authorization header of another scheme'
+      : certificate.startsWith('a certificate')
+        ? certificate
+        : 'no credential';
+  throw new ProvenantError('REQUEST_UNAUTHENTICATED', `expected ${wanted} for ${path}, found ${found}`);
 }
 
 /**
