@@ -17,5 +17,5 @@ step "unit tests"
 npx vitest run --project unit
 step "integration tests (real tools on loopback)"
 npx vitest run --project integration
-step "end-to-end tests (etcd, kube-apiserver, Gatekeeper and Provenant on loopback)"
+step "end-to-end tests (etcd, kube-apiserver, Gatekeeper, Kyverno and Provenant on loopback)"
 npx vitest run --project e2e

@@ -25,6 +25,8 @@ export type ToolName =
   | 'etcd'
   | 'kube-apiserver'
   | 'gatekeeper'
+  | 'kyverno'
+  | 'kyverno-controller'
   | 'docker-registry'
   | 'notary-server'
   | 'notary-signer'

@@ -102,6 +102,16 @@ function resolvePaths(config: Config, baseDir: string): Config {
         key: abs(tls.key),
         clientCA: tls.clientCA === undefined ? undefined : abs(tls.clientCA),
       },
+      auth: {
+        ...config.server.auth,
+        kyverno: {
+          ...config.server.auth.kyverno,
+          kubeconfig:
+            config.server.auth.kyverno.kubeconfig === undefined
+              ? undefined
+              : abs(config.server.auth.kyverno.kubeconfig),
+        },
+      },
     },
     registries: config.registries.map((r) => ({
       ...r,

@@ -154,11 +154,54 @@ const Tls = Type.Object(
   strict,
 );
 
+/** Credentials a /v1/* route accepts: Gatekeeper's client certificate, Kyverno's service-account token. */
+const AuthMethod = Type.Union([Type.Literal('clientCertificate'), Type.Literal('kyvernoToken')]);
+const AuthMethods = Type.Array(AuthMethod, { minItems: 1, uniqueItems: true });
+
+const Auth = Type.Object(
+  {
+    // Kyverno's bearer token, checked with a TokenReview against the Kubernetes API.
+    kyverno: Type.Object(
+      {
+        enabled: Type.Boolean({ default: false }),
+        audience: Type.String({
+          minLength: 1,
+          default: 'kyverno-svc.kyverno.io',
+          description: "the token's audience (Kyverno's chart: apiCallToken.audience)",
+        }),
+        serviceAccounts: Type.Array(NonEmpty, {
+          minItems: 1,
+          default: ['system:serviceaccount:kyverno:kyverno-admission-controller'],
+          description: 'usernames a reviewed token may belong to',
+        }),
+        reviewCacheSeconds: Type.Integer({
+          minimum: 0,
+          maximum: 300,
+          default: 10,
+          description: 'how long an accepted review is reused (s); a refused one at most 2 s',
+        }),
+        kubeconfig: Type.Optional(
+          Type.String({ minLength: 1, description: 'default: in-cluster service account, else KUBECONFIG' }),
+        ),
+      },
+      { ...strict, default: {} },
+    ),
+    routes: Type.Optional(
+      Type.Object(
+        { verify: Type.Optional(AuthMethods), mutate: Type.Optional(AuthMethods) },
+        { ...strict, description: 'accepted credentials per route; default: every enabled one' },
+      ),
+    ),
+  },
+  { ...strict, default: {} },
+);
+
 const Server = Type.Object(
   {
     host: Type.String({ default: '0.0.0.0' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8443 }),
     tls: Type.Optional(Tls),
+    auth: Auth,
     maxKeys: Type.Integer({ minimum: 1, maximum: 10000, default: 1000 }),
     bodyLimitBytes: Type.Integer({ minimum: 1024, default: 1_048_576 }),
     requestDeadlineMs: Type.Integer({ minimum: 100, default: 2500, description: 'answer within (ms)' }),
@@ -351,6 +394,8 @@ export type RuleConfig = Static<typeof Rule>;
 export type RuleOptionsConfig = Static<typeof RuleOptions>;
 export type RegistryConfig = Static<typeof Registry>;
 export type TlsConfig = Static<typeof Tls>;
+export type AuthConfig = Static<typeof Auth>;
+export type AuthMethod = Static<typeof AuthMethod>;
 export type LogLevel = Static<typeof Log>['level'];
 export type AlertingConfig = Static<typeof Alerting>;
 export type AlertReceiverConfig = Static<typeof AlertReceiver>;

@@ -7,7 +7,14 @@ import { compilePattern, PatternSyntaxError, unmatchableReason } from '../policy
 import { compileIdentityPattern } from '../trust/cosign/index.ts';
 import { notaryBaseUrl, parseTrustRootKey } from '../trust/notaryv1/index.ts';
 import { parseCertificates } from '../trust/notation/index.ts';
-import type { Config, RuleConfig, TrustRootConfig, ValidatorConfig, ValidatorType } from './schema.ts';
+import type {
+  AuthMethod,
+  Config,
+  RuleConfig,
+  TrustRootConfig,
+  ValidatorConfig,
+  ValidatorType,
+} from './schema.ts';
 
 /** Validator types this build can verify. A config naming any other type is refused, never ignored. */
 export const SUPPORTED_VALIDATOR_TYPES: ReadonlySet<ValidatorType> = new Set<ValidatorType>([
@@ -33,11 +40,32 @@ export function semanticProblems(config: Config): string[] {
 function serverProblems(server: Config['server'] | null): string[] {
   // Runs even when the schema refused the server section (it may not be an object then), as cacheProblems.
   if (typeof server !== 'object' || server === null) return [];
-  return server.headersTimeoutMs > server.bodyTimeoutMs
-    ? [
-        `/server/headersTimeoutMs: expected at most server.bodyTimeoutMs (${server.bodyTimeoutMs}), found ${server.headersTimeoutMs}`,
-      ]
-    : [];
+  return [
+    ...(server.headersTimeoutMs > server.bodyTimeoutMs
+      ? [
+          `/server/headersTimeoutMs: expected at most server.bodyTimeoutMs (${server.bodyTimeoutMs}), found ${server.headersTimeoutMs}`,
+        ]
+      : []),
+    ...authRouteProblems(server),
+  ];
+}
+
+/** A route may only accept a credential that is switched on: else no client could ever be served. */
+function authRouteProblems(server: Config['server']): string[] {
+  const routes = server.auth?.routes;
+  if (routes === undefined) return [];
+  const enabled: Record<AuthMethod, string | undefined> = {
+    clientCertificate: server.tls?.clientCA === undefined ? 'server.tls.clientCA is not set' : undefined,
+    kyvernoToken: server.auth.kyverno.enabled ? undefined : 'server.auth.kyverno.enabled is false',
+  };
+  return Object.entries(routes).flatMap(([route, methods]) =>
+    (methods ?? []).flatMap((m) => {
+      const off = enabled[m];
+      return off === undefined
+        ? []
+        : [`/server/auth/routes/${route}: expected credentials that are switched on, found ${m} (${off})`];
+    }),
+  );
 }
 
 /**

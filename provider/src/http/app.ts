@@ -2,19 +2,15 @@
  * The fastify app factory (separate from the process entry point so tests use `inject()`).
  * Only this folder imports fastify.
  */
-import Fastify, {
-  LogController,
-  type FastifyError,
-  type FastifyInstance,
-  type FastifyReply,
-  type FastifyRequest,
-} from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { STATUS_CODES, type ServerOptions as NodeServerOptions, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { TLSSocket, TlsOptions } from 'node:tls';
+import type { TlsOptions } from 'node:tls';
+import { TokenReviewer } from '../auth/index.ts';
 import type { Logger, Metrics } from '../observability/index.ts';
 import type { Runtime } from '../service/index.ts';
 import { ProvenantError, type ErrorCode } from '../types/errors.ts';
+import { credentialCheck } from './auth.ts';
 import { registerProviderRoutes, providerResponse, requestOutcome } from './routes.ts';
 
 export interface ServerOptions {
@@ -23,8 +19,10 @@ export interface ServerOptions {
   readonly logger: Logger;
   /** Absent: plain HTTP, for `inject()` tests only. */
   readonly https?: TlsOptions | undefined;
-  /** server.tls.clientCA is set: /v1/* (every route but the probes and metrics) need its client certificate. */
-  readonly clientCertificateRequired?: boolean | undefined;
+  /** server.tls.clientCA is set: a client certificate it signed is a credential for /v1/*. */
+  readonly clientCertificates?: boolean | undefined;
+  /** Reviews Kyverno's tokens when server.auth.kyverno is enabled; default: the Kubernetes API's TokenReview. */
+  readonly tokenReviewer?: TokenReviewer | undefined;
 }
 
 /**
@@ -36,14 +34,14 @@ const CONNECTIONS_CHECK_INTERVAL_MS = 500;
 /** Node's default `maxHeaderSize`, named in the 431 answer. */
 const MAX_HEADER_BYTES = 16 * 1024;
 
-/** Routes kubelet probes and Prometheus reach without a client certificate. */
-const PUBLIC_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
-
 /** HTTP statuses of the request-level codes; any other code is 503 when transient, else 400. */
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   REQUEST_TOO_LARGE: 413,
   REQUEST_UNSUPPORTED_MEDIA_TYPE: 415,
   REQUEST_CLIENT_CERTIFICATE_REQUIRED: 403,
+  REQUEST_UNAUTHENTICATED: 401,
+  REQUEST_TOKEN_INVALID: 401,
+  REQUEST_SERVICE_ACCOUNT_NOT_ALLOWED: 403,
   REQUEST_NOT_FOUND: 404,
   REQUEST_METHOD_NOT_ALLOWED: 405,
   REQUEST_TIMEOUT: 408,
@@ -121,11 +119,17 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     );
   });
 
-  if (opts.clientCertificateRequired === true) {
-    app.addHook('onRequest', (req, _reply, done) => {
-      done(PUBLIC_ROUTES.has(req.routeOptions.url ?? '') ? undefined : clientCertificateProblem(req));
-    });
-  }
+  const check = credentialCheck(
+    server,
+    {
+      clientCertificates: opts.clientCertificates === true,
+      tokenReviewer: server.auth.kyverno.enabled
+        ? (opts.tokenReviewer ?? new TokenReviewer(server.auth.kyverno))
+        : undefined,
+    },
+    metrics,
+  );
+  if (check !== undefined) app.addHook('onRequest', check);
   // Draining for shutdown: every answer closes its connection, so keep-alive clients reconnect (to
   // another replica, now that this one is out of the endpoints) instead of staying pinned here.
   app.addHook('onSend', async (_req, reply) => {
@@ -173,24 +177,6 @@ function registerBodyParsers(app: FastifyInstance): void {
       undefined,
     );
   });
-}
-
-/**
- * Fails closed: a socket that is not TLS has no certificate. `authorized` alone is not enough: node
- * reports a resumed TLS 1.3 session as authorized when the client presented no certificate at all
- * (VerifyPeerCertificate takes the resumption PSK as authentication), so a certificate must be there too.
- */
-function clientCertificateProblem(req: FastifyRequest): ProvenantError | undefined {
-  const socket = req.raw.socket as TLSSocket;
-  const presented = Object.keys(socket.getPeerCertificate?.() ?? {}).length > 0;
-  if (presented && socket.authorized) return undefined;
-  const found = presented
-    ? `a certificate that does not verify (${String(socket.authorizationError)})`
-    : 'no certificate';
-  return new ProvenantError(
-    'REQUEST_CLIENT_CERTIFICATE_REQUIRED',
-    `expected a client certificate signed by server.tls.clientCA for ${req.method} ${req.url.split('?')[0] ?? ''}, found ${found}`,
-  );
 }
 
 function sendError(reply: FastifyReply, error: ProvenantError): void {

@@ -1,6 +1,7 @@
 /** Listening over HTTPS, with the serving certificate reloaded from disk when it rotates. */
 import { unwatchFile, watchFile } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
+import type { TokenReviewer } from '../auth/index.ts';
 import type { Config } from '../config/index.ts';
 import type { Logger, Metrics } from '../observability/index.ts';
 import type { Runtime } from '../service/index.ts';
@@ -28,6 +29,8 @@ export interface StartOptions {
   readonly server: Config['server'];
   /** --port, overriding server.port. */
   readonly port?: number | undefined;
+  /** Reviews Kyverno's tokens (server.auth.kyverno); default: the Kubernetes API's TokenReview. */
+  readonly tokenReviewer?: TokenReviewer | undefined;
 }
 
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
@@ -38,7 +41,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     metrics: opts.metrics,
     logger: opts.logger,
     https: tls.options,
-    clientCertificateRequired: tls.clientCertificateRequired,
+    clientCertificates: tls.clientCertificateRequired,
+    tokenReviewer: opts.tokenReviewer,
   });
   await app.listen({ host, port: opts.port ?? opts.server.port });
   const address = app.server.address();

@@ -89,7 +89,7 @@ function fileTls(config: TlsConfig): ServingTls {
       honorCipherOrder: true,
       // mTLS: a client certificate is asked for but not required by the handshake, so kubelet probes and
       // Prometheus (which present none) reach /healthz, /readyz and /metrics; the app refuses /v1/* to a
-      // client whose certificate the client CA did not sign (app.ts, one check for every route).
+      // client with neither a certificate the client CA signed nor another accepted credential (auth.ts, one check for every route).
       requestCert: clientCertificateRequired,
       rejectUnauthorized: false,
     },

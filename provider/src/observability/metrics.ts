@@ -19,6 +19,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly authRefusals = new Counter({
+    name: 'provenant_auth_refusals_total',
+    help: 'Requests to /v1/* refused for their credentials, by route and error code.',
+    labelNames: ['route', 'code'] as const,
+    registers: [this.registry],
+  });
+
   readonly verifications = new Counter({
     name: 'provenant_verifications_total',
     help: 'Image verifications by validator type and result (trusted, rejected, error), cached ones included.',

@@ -28,7 +28,25 @@ export const ERROR_CODES = {
     transient: false,
     summary: 'With server.tls.clientCA, /v1/* need a client certificate that CA signed.',
   },
+  REQUEST_UNAUTHENTICATED: {
+    transient: false,
+    summary: 'The route needs a credential (client certificate or Kyverno token) and the request has none.',
+  },
+  REQUEST_TOKEN_INVALID: {
+    transient: false,
+    summary: 'The bearer token does not authenticate for server.auth.kyverno.audience (TokenReview).',
+  },
+  REQUEST_SERVICE_ACCOUNT_NOT_ALLOWED: {
+    transient: false,
+    summary:
+      'The bearer token is valid, but its service account is not in server.auth.kyverno.serviceAccounts.',
+  },
   SERVER_SHUTTING_DOWN: { transient: true, summary: 'The provider has shut its verifier down.' },
+  // Checking a caller's credentials.
+  AUTH_REVIEW_UNAVAILABLE: {
+    transient: true,
+    summary: 'The Kubernetes API could not review the bearer token (unreachable, timed out or refused).',
+  },
   // Image references.
   REFERENCE_INVALID: { transient: false, summary: 'The key is not a valid image reference.' },
   // Image policy.

@@ -202,6 +202,15 @@ describe('defaults', () => {
       drainSeconds: 10,
       allowDevCertificate: false,
       tls: undefined,
+      auth: {
+        kyverno: {
+          enabled: false,
+          audience: 'kyverno-svc.kyverno.io',
+          serviceAccounts: ['system:serviceaccount:kyverno:kyverno-admission-controller'],
+          reviewCacheSeconds: 10,
+          kubeconfig: undefined,
+        },
+      },
     });
   });
 

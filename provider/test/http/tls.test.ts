@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { issueCert, makeCa, type CertFiles } from '../../../test/harness/pki.ts';
 import { makeTempDir } from '../../../test/harness/process.ts';
+import { TokenReviewer } from '../../src/auth/index.ts';
 import { startServer, type RunningServer } from '../../src/http/index.ts';
 import { createLogger, Metrics } from '../../src/observability/index.ts';
 import { Runtime } from '../../src/service/index.ts';
@@ -47,7 +48,10 @@ afterEach(async () => {
   }
 });
 
-async function start(serverYaml: string): Promise<{ url: string; port: number }> {
+async function start(
+  serverYaml: string,
+  tokenReviewer?: TokenReviewer,
+): Promise<{ url: string; port: number }> {
   const config = configFromYaml(`${STATIC_ALLOW_DENY}policy:
   - pattern: "registry.test/allowed/*"
     validator: allow
@@ -61,6 +65,7 @@ ${serverYaml}`);
     metrics,
     logger: createLogger('silent'),
     server: config.server,
+    tokenReviewer,
   });
   running.push({ server, runtime });
   return { url: server.url, port: Number(new URL(server.url).port) };
@@ -244,6 +249,55 @@ describe('serving TLS', () => {
       expect(answer.status).toBe(200);
       expect(answer.systemError).toBe('');
       expect(answer.items).toEqual([expect.objectContaining({ key: ALLOWED, error: '' })]);
+    });
+  });
+
+  describe('client certificates and Kyverno tokens together', () => {
+    const KYVERNO = 'system:serviceaccount:kyverno:kyverno-admission-controller';
+    const reviewer = new TokenReviewer(
+      { enabled: true, audience: 'provenant', serviceAccounts: [KYVERNO], reviewCacheSeconds: 10 },
+      (token, audience) =>
+        Promise.resolve({
+          authenticated: token === 'kyverno-token',
+          username: KYVERNO,
+          audiences: [audience],
+          error: undefined,
+        }),
+    );
+    const verify = async (who: CertFiles | undefined, token?: string): Promise<number> => {
+      const { url } = await start(
+        fileTls(`, clientCA: ${ca.cert}`) + '  auth: { kyverno: { enabled: true, audience: provenant } }\n',
+        reviewer,
+      );
+      const dispatcher = new Agent({
+        connect: { ca: ca.certPem, ...(who === undefined ? {} : { cert: who.certPem, key: who.keyPem }) },
+      });
+      try {
+        const res = await request(`${url}/v1/verify`, {
+          method: 'POST',
+          dispatcher,
+          headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+          body: JSON.stringify({ request: { keys: [ALLOWED] } }),
+        });
+        await res.body.text();
+        return res.statusCode;
+      } finally {
+        await dispatcher.close();
+      }
+    };
+
+    it("answers Gatekeeper's client certificate", async () => {
+      expect(await verify(client)).toBe(200);
+    });
+
+    it('answers a client with no certificate that carries an accepted token: TLS asks for a certificate, never requires one', async () => {
+      expect(await verify(undefined, 'kyverno-token')).toBe(200);
+    });
+
+    it('refuses a client with neither, and one with a foreign certificate and no token', async () => {
+      expect(await verify(undefined)).toBe(401);
+      expect(await verify(foreignClient)).toBe(401);
+      expect(await verify(undefined, 'stolen')).toBe(401);
     });
   });
 
