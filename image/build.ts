@@ -183,7 +183,7 @@ interface DebianPackage {
  * world-writable /tmp. No device nodes: the runtime mounts /dev.
  */
 async function runtimeBase(): Promise<RuntimeBase> {
-  const recipe = JSON.stringify({ DEBIAN_SUITE, DEBIAN_MIRROR, RUNTIME_PACKAGES, IMAGE_UID, v: 1 });
+  const recipe = JSON.stringify({ DEBIAN_SUITE, DEBIAN_MIRROR, RUNTIME_PACKAGES, IMAGE_UID, v: 3 });
   const tar = path.join(IMAGE_CACHE_DIR, `base-${sha256(recipe).slice(0, 16)}.tar`);
   if (!(await exists(tar))) {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'provenant-rootfs-'));
@@ -197,6 +197,7 @@ async function runtimeBase(): Promise<RuntimeBase> {
           `--include=${RUNTIME_PACKAGES.join(',')}`,
           '--architectures=amd64',
           '--format=directory',
+          `--extract-hook=${DPKG_STATUS_HOOK}`,
           DEBIAN_SUITE,
           rootfs,
           DEBIAN_MIRROR,
@@ -224,6 +225,14 @@ async function runtimeBase(): Promise<RuntimeBase> {
   });
   return { tar, packages: dpkgStatus(stdout) };
 }
+
+/**
+ * `extract` unpacks packages without dpkg, so it records none: this hook (run on the host after the
+ * packages are unpacked, while the .debs are still there) writes their control fields as dpkg's status database, so
+ * the SBOM and image scanners (which read /var/lib/dpkg/status) see what the image holds.
+ */
+const DPKG_STATUS_HOOK =
+  'for deb in "$1"/var/cache/apt/archives/*.deb; do dpkg-deb --field "$deb" | sed "1a Status: install ok installed"; echo; done > "$1"/var/lib/dpkg/status';
 
 async function slimRootfs(rootfs: string): Promise<void> {
   for (const dir of [
