@@ -124,7 +124,7 @@ describe('the Helm chart', () => {
         kyverno: { enabled: true, tokenAuth: { enabled: true } },
         tls: { certManager: { enabled: true, issuerRef: { name: 'ca' }, caBundle: gatekeeperCaPem } },
         registries: [{ host: 'registry.acme.test', auth: { secret: { namespace: 'team', name: 'pull' } } }],
-        redis: { external: { url: 'rediss://redis.acme.test:6380' } },
+        redis: { external: { url: 'rediss://redis.acme.test:6380', passwordSecret: { name: 'redis-auth' } } },
         metrics: { prometheusRule: { enabled: true } },
       },
     ];
@@ -154,8 +154,15 @@ describe('the Helm chart', () => {
       kind: 'Secret',
       metadata: { name: `${FULLNAME}-tls`, namespace: NAMESPACE },
     };
-    const tlsData = async (): Promise<Record<string, string>> =>
-      (await cluster.get(tlsSecret)).body.data as Record<string, string>;
+    const secretData = async (name: string): Promise<Record<string, string>> =>
+      (await cluster.get({ ...tlsSecret, metadata: { name, namespace: NAMESPACE } })).body.data as Record<
+        string,
+        string
+      >;
+    const tlsData = (): Promise<Record<string, string>> => secretData(tlsSecret.metadata.name);
+    /** What the chart generates and must keep: the certificate, Redis's password, the cache HMAC key. */
+    const generated = async (): Promise<Record<string, string>[]> =>
+      Promise.all([`${FULLNAME}-tls`, `${FULLNAME}-redis`, `${FULLNAME}-cache-hmac`].map(secretData));
 
     beforeAll(async () => {
       const values = await valuesFile('install.yaml', ALL_ON);
@@ -268,14 +275,15 @@ describe('the Helm chart', () => {
       });
     });
 
-    it('grants nothing while no registry Secret is named, and get/watch on exactly the named ones after an upgrade that keeps the certificates', async () => {
+    it('grants nothing while no registry Secret is named, and get/watch on exactly the named ones after an upgrade that keeps the generated certificate, Redis password and HMAC key', async () => {
       expect(
         await allowed(cluster, { verb: 'get', resource: 'secrets', namespace: 'team', name: 'pull' }),
       ).toBe(false);
       expect(
         await allowed(cluster, { verb: 'create', resource: 'tokenreviews', group: 'authentication.k8s.io' }),
       ).toBe(false);
-      const before = await tlsData();
+      const before = await generated();
+      expect(before.map((data) => Object.keys(data).length)).toEqual([3, 1, 1]);
       const values = await valuesFile('upgrade.yaml', {
         ...ALL_ON,
         registries: [{ host: 'registry.acme.test', auth: { secret: { namespace: 'team', name: 'pull' } } }],
@@ -283,7 +291,7 @@ describe('the Helm chart', () => {
       });
       await cluster.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'team' } });
       await helmOk(['upgrade', RELEASE, CHART_DIR, '-n', NAMESPACE, '-f', values], cluster);
-      expect(await tlsData()).toEqual(before);
+      expect(await generated()).toEqual(before);
       // The authorizer sees new Roles through an informer: wait for the grant, then check its limits.
       await waitFor('the registry Secret grant', 30_000, async () =>
         (await allowed(cluster, { verb: 'get', resource: 'secrets', namespace: 'team', name: 'pull' }))

@@ -125,8 +125,9 @@ function chartValues(): Record<string, TSchema> {
       image: Image,
       resources: KubeObject,
       external: obj({
-        // No password in the URL: it would be written into the ConfigMap.
+        // No password in the URL: it would be written into the ConfigMap. It comes from a Secret.
         url: Type.String({ pattern: '^(|rediss?://[^:@/\\s]+(:[0-9]+)?(/[0-9]+)?)$' }),
+        passwordSecret: obj({ name: Type.String(), key: Type.String({ minLength: 1 }) }),
       }),
       hmacKey: obj({ existingSecret: Type.String(), key: Type.String({ minLength: 1 }) }),
     }),
@@ -182,7 +183,7 @@ function configValues(): Record<string, JsonSchema> {
     required: [],
   } as JsonSchema;
   const cache = structuredClone(sections['cache'] as JsonSchema);
-  for (const key of ['redis', 'hmacKey', 'hmacKeyFile']) delete cache.properties?.[key];
+  for (const key of ['redis', 'hmacKey', 'hmacKeyFile', 'redisPasswordFile']) delete cache.properties?.[key];
   const registries = structuredClone(sections['registries'] as JsonSchema);
   const registry = registries['items'] as JsonSchema;
   const auth = registry.properties?.['auth'] as JsonSchema & { anyOf: JsonSchema[] };

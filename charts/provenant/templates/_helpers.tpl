@@ -132,6 +132,17 @@ template shares) and kept across upgrades: an existing Secret's certificate is r
 {{- end }}
 {{- end }}
 
+{{/* The Secret and key holding the Redis password: the chart's for its Redis, else the one named. */}}
+{{- define "provenant.redisPasswordSecret" -}}
+{{- if .Values.redis.enabled }}
+{{- dict "name" (printf "%s-redis" (include "provenant.fullname" .)) "key" "password" | toJson }}
+{{- else if and .Values.redis.external.url .Values.redis.external.passwordSecret.name }}
+{{- .Values.redis.external.passwordSecret | toJson }}
+{{- end }}
+{{- end }}
+
+{{- define "provenant.redisPasswordDir" -}}/etc/provenant/redis{{- end }}
+
 {{- define "provenant.hmacSecretName" -}}
 {{- default (printf "%s-cache-hmac" (include "provenant.fullname" .)) .Values.redis.hmacKey.existingSecret }}
 {{- end }}
@@ -154,6 +165,9 @@ template shares) and kept across upgrades: an existing Secret's certificate is r
 {{- if include "provenant.redisUrl" . }}
 {{- $_ := set $cache "redis" (include "provenant.redisUrl" .) }}
 {{- $_ := set $cache "hmacKeyFile" (printf "%s/%s" (include "provenant.hmacDir" .) .Values.redis.hmacKey.key) }}
+{{- with include "provenant.redisPasswordSecret" . }}
+{{- $_ := set $cache "redisPasswordFile" (printf "%s/%s" (include "provenant.redisPasswordDir" $) (fromJson .).key) }}
+{{- end }}
 {{- end }}
 {{- $config := dict "validators" .Values.validators "policy" .Values.policy "server" $server "registries" .Values.registries "network" .Values.network "cache" $cache "log" .Values.log }}
 {{- $sigstore := deepCopy .Values.sigstore }}
