@@ -120,10 +120,24 @@ export async function buildImage(tag?: string): Promise<BuiltImage> {
     await writeFile(path.join(staging, 'done'), `${ref}\n`);
     await rm(out, { recursive: true, force: true });
     await rename(staging, out);
+    await pruneOutputs(KEPT_OUTPUTS);
     return { ...built, cached: false };
   } finally {
     await rm(context, { recursive: true, force: true });
   }
+}
+
+/** Each source change writes a new layout (about 70 MB): the older ones beyond this are removed. */
+const KEPT_OUTPUTS = 3;
+
+async function pruneOutputs(keep: number): Promise<void> {
+  const dir = path.join(IMAGE_CACHE_DIR, 'out');
+  const outputs = await Promise.all(
+    (await readdir(dir)).map(async (name) => ({ name, mtimeMs: (await stat(path.join(dir, name))).mtimeMs })),
+  );
+  outputs.sort((a, b) => b.mtimeMs - a.mtimeMs);
+  for (const { name } of outputs.slice(keep))
+    await rm(path.join(dir, name), { recursive: true, force: true });
 }
 
 /**

@@ -214,6 +214,7 @@ describe('the Helm chart', () => {
         containers: {
           securityContext: Record<string, unknown>;
           lifecycle: { preStop: { sleep: { seconds: number } } };
+          volumeMounts: { name: string; subPath?: string }[];
         }[];
       };
       expect(spec.replicas).toBe(3);
@@ -226,6 +227,11 @@ describe('the Helm chart', () => {
         runAsUser: 65532,
         seccompProfile: { type: 'RuntimeDefault' },
       });
+      // Config and certificates are mounted as whole volumes (a subPath mount never sees the kubelet's
+      // updates), and no checksum annotation restarts the pods: changes are reloaded in place.
+      for (const mount of pod.containers[0]?.volumeMounts ?? [])
+        expect(mount.subPath, mount.name).toBeUndefined();
+      expect(JSON.stringify(spec.template)).not.toMatch(/checksum/);
       expect(pod.containers[0]?.securityContext).toMatchObject({
         readOnlyRootFilesystem: true,
         allowPrivilegeEscalation: false,
