@@ -95,7 +95,8 @@ async function gatekeeperDeployYaml(): Promise<string> {
   }
 }
 
-async function applyCrds(cluster: KubeCluster): Promise<void> {
+/** Gatekeeper's CRDs (Provider, ConstraintTemplate, Assign...), established, without the manager. */
+export async function applyCrds(cluster: KubeCluster): Promise<void> {
   const crds = parseAllDocuments(await gatekeeperDeployYaml())
     .map((d) => d.toJS() as KubeObject | null)
     .filter((o): o is KubeObject => o?.kind === 'CustomResourceDefinition');

@@ -42,6 +42,8 @@ export interface KubeCluster {
   /** PUT: replaces the stored object (an update, which watchers see as MODIFIED). */
   replace(obj: KubeObject): Promise<KubeResponse>;
   remove(obj: KubeObject): Promise<KubeResponse>;
+  /** GET of any API path (e.g. /openapi/v2). */
+  getPath(path: string): Promise<KubeResponse>;
   /** Creates the object; fails with the API's message unless it is created (or already exists). */
   apply(obj: KubeObject): Promise<void>;
   output(): string;
@@ -120,6 +122,7 @@ export async function startKubeCluster(): Promise<KubeCluster> {
       get: (obj) => call('GET', `${resourcePath(obj)}/${obj.metadata.name}`),
       replace: (obj) => call('PUT', `${resourcePath(obj)}/${obj.metadata.name}`, obj),
       remove: (obj) => call('DELETE', `${resourcePath(obj)}/${obj.metadata.name}`),
+      getPath: (p) => call('GET', p),
       apply: async (obj) => {
         const res = await cluster.create(obj);
         if (res.status !== 201 && res.status !== 409) {

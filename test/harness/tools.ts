@@ -33,7 +33,12 @@ export type ToolName =
   | 'notary'
   | 'redis-server'
   | 'htpasswd'
-  | 'token-server';
+  | 'token-server'
+  | 'helm'
+  | 'kubeconform'
+  | 'hadolint'
+  | 'podman'
+  | 'buildah';
 
 /**
  * Absolute path of an installed tool. The cache comes first so a pinned Go build wins over whatever

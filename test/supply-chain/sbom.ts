@@ -3,9 +3,9 @@
  * (default dist/sbom.cdx.json), from the lock file (`npm sbom --package-lock-only`, so the same tree
  * `npm ci` installs).
  *
- * `npm sbom --omit dev` would be the direct way, but npm 11 then also drops `tsx`, a runtime dependency
- * that is an optional peer of vite (a dev dependency): the SBOM would lack a package Provenant runs. So
- * the whole tree is listed and the components npm marks as development-only
+ * `npm sbom --omit dev` would be the direct way, but npm 11 then also drops runtime packages that are
+ * optional peers of a dev dependency (as `tsx`, a runtime dependency until the image ran the compiled
+ * build, was of vite): the SBOM would lack a package Provenant runs. So the whole tree is listed and the components npm marks as development-only
  * (`cdx:npm:package:development`) are removed, with the dependency edges to them. npm also names the
  * root component after the checkout's directory; it is named after package.json, as its purl is.
  */

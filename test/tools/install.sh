@@ -47,6 +47,14 @@ BENCH_TOOLS=(
   "github.com/ratify-project/ratify/cmd/ratify|github.com/ratify-project/ratify@v1.4.6|ratify|"
 )
 
+# CRDs the Helm chart's tests apply and validate against (read from the modules, nothing is built):
+# cert-manager's Certificate and Issuer, prometheus-operator's ServiceMonitor and PrometheusRule.
+# Keep in step with CRD_FILES in test/harness/helm.ts.
+CRD_MODULES=(
+  "github.com/cert-manager/cert-manager@v1.17.2"
+  "github.com/prometheus-operator/prometheus-operator@v0.80.1"
+)
+
 DEBIAN_PACKAGES=(docker-registry notary redis-server apache2-utils podman buildah crun mmdebstrap uidmap)
 # binaries each Debian package must provide
 DEBIAN_BINARIES=(docker-registry notary-server notary-signer notary redis-server htpasswd podman buildah crun mmdebstrap newuidmap)
@@ -196,6 +204,9 @@ main() {
     if [ -n "$only" ] && [ "$only" != e2e ] && [ "$only" != "$name" ]; then continue; fi
     install_go_tool "$package" "$version" "$name" "$envs" "$extra"
   done
+  if [ "$only" = e2e ]; then
+    for modver in "${CRD_MODULES[@]}"; do go mod download "$modver"; done
+  fi
   # The heavy end-to-end tools are built only when asked for: by name, or with `e2e` (which installs
   # everything, as the e2e suites also use the registries and opa).
   if [ -n "$only" ]; then

@@ -1,6 +1,7 @@
 export { MemoryCache, type Cache, type Clock } from './cache.ts';
 export {
   cacheHmacKey,
+  cacheRedisPassword,
   MIN_HMAC_KEY_BYTES,
   RedisCache,
   TieredCache,

@@ -17,6 +17,8 @@ import type { Cache } from './cache.ts';
 export interface RedisCacheOptions<V> {
   /** `redis://[:password@]host:port[/db]` or `rediss://…` for TLS. */
   readonly url: string;
+  /** The password (AUTH), when it is not in the URL (cache.redisPasswordFile). */
+  readonly password?: string | undefined;
   /** Keys are `<prefix><key>`; the prefix carries the config fingerprint. */
   readonly prefix: string;
   /** A lookup slower than this is a miss (default 100 ms): the admission budget is not Redis's. */
@@ -73,6 +75,22 @@ export function cacheHmacKey(cache: {
   return key;
 }
 
+/**
+ * The password in the file `cache.redisPasswordFile` names (one trailing newline is ignored), or
+ * undefined without one. Errors name the file, never its content.
+ */
+export function cacheRedisPassword(cache: { redisPasswordFile?: string | undefined }): string | undefined {
+  if (cache.redisPasswordFile === undefined) return undefined;
+  try {
+    return readFileSync(cache.redisPasswordFile, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new ProvenantError(
+      'CONFIG_UNREADABLE',
+      `cannot read cache.redisPasswordFile ${cache.redisPasswordFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
+  }
+}
+
 export class RedisCache<V> implements Cache<V> {
   private readonly client: ReturnType<typeof createClient>;
   private readonly timeoutMs: number;
@@ -84,6 +102,7 @@ export class RedisCache<V> implements Cache<V> {
     this.timeoutMs = options.commandTimeoutMs ?? 100;
     this.client = createClient({
       url: options.url,
+      ...(options.password === undefined ? {} : { password: options.password }),
       // Fail commands at once while disconnected instead of queueing them behind a reconnect.
       disableOfflineQueue: true,
       socket: {

@@ -297,6 +297,10 @@ const Cache = Type.Object(
     hmacKeyFile: Type.Optional(
       Type.String({ minLength: 1, description: 'file holding hmacKey, e.g. a mounted Secret' }),
     ),
+    // The Redis password from a file (a mounted Secret), so that the URL, and the config, hold none.
+    redisPasswordFile: Type.Optional(
+      Type.String({ minLength: 1, description: 'file holding the Redis password; overrides the URL' }),
+    ),
   },
   { ...strict, default: {} },
 );

@@ -7,6 +7,7 @@ import { Alerter } from '../alerting/index.ts';
 import type { Config } from '../config/index.ts';
 import {
   cacheHmacKey,
+  cacheRedisPassword,
   configFingerprint,
   MemoryCache,
   RedisCache,
@@ -66,6 +67,7 @@ export class Runtime {
             url: config.cache.redis,
             // v2: entries carry an HMAC (v1 entries are never read).
             prefix: 'provenant:v2:',
+            password: cacheRedisPassword(config.cache),
             hmacKey: cacheHmacKey(config.cache),
             isValue: isCachedOutcome,
             onError: options.warn,

@@ -27,7 +27,7 @@ describe('config problems', () => {
   it('point at an unknown field instead of naming it, listing the fields allowed there', () => {
     const text = secretConfig().replace('  hmacKey:', '  hmacKye: x\n  hmacKey:');
     expect(provenantErrorFrom(() => parseConfig(text, TEST_SOURCE, '/')).message).toContain(
-      '/cache: unknown field at line 25, column 3 (allowed: ttlSeconds, negativeTtlSeconds, maxEntries, redis, hmacKey, hmacKeyFile)',
+      '/cache: unknown field at line 25, column 3 (allowed: ttlSeconds, negativeTtlSeconds, maxEntries, redis, hmacKey, hmacKeyFile, redisPasswordFile)',
     );
   });
 

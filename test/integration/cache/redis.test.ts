@@ -4,6 +4,8 @@
  * Redis is a trust boundary: an entry written by anyone without the HMAC key, or moved from another
  * key, is refused, counted and logged, and the image is verified for real.
  */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseConfig, type Config } from '../../../provider/src/config/index.ts';
@@ -11,7 +13,7 @@ import { Metrics } from '../../../provider/src/observability/index.ts';
 import { parseReference } from '../../../provider/src/reference/index.ts';
 import { Runtime } from '../../../provider/src/service/index.ts';
 import { pushRandomImage } from '../../harness/images.ts';
-import { freePort } from '../../harness/process.ts';
+import { freePort, makeTempDir } from '../../harness/process.ts';
 import { startRedis, type RedisServer } from '../../harness/redis.ts';
 import { startDistributionRegistry, type RegistryServer } from '../../harness/registry.ts';
 
@@ -122,6 +124,28 @@ describe('shared Redis cache', () => {
     expect(await cachedCount(b.metrics, 'true')).toBe(1);
     expect(await cachedCount(b.metrics, 'false')).toBe(0);
     registry = await startDistributionRegistry();
+  });
+
+  it('authenticates with the password of cache.redisPasswordFile, a URL without one', async () => {
+    const dir = await makeTempDir('redis-password');
+    const passwordFile = path.join(dir, 'redis-password');
+    await writeFile(passwordFile, `${REDIS_PASSWORD}\n`); // as a mounted Secret may end it
+    const url = redis.url.replace(`:${encodeURIComponent(REDIS_PASSWORD)}@`, '');
+    expect(url).not.toContain(REDIS_PASSWORD);
+    const base = config(registry.host, url);
+    const before = await connectedClients();
+    const runtime = new Runtime(
+      { ...base, cache: { ...base.cache, redisPasswordFile: passwordFile } },
+      'redis test',
+    );
+    runtimes.push(runtime);
+    await vi.waitFor(async () => expect(await connectedClients()).toBe(before + 1), WAIT);
+    const image = await pushRandomImage(registry.url, 'team/app', 'password-file');
+    expect((await runtime.verifier.verify(image.reference)).ok).toBe(true);
+    await vi.waitFor(
+      async () => expect((await entries()).has(await keyFor(image.reference, image.reference))).toBe(true),
+      WAIT,
+    );
   });
 
   it('never shares a transient failure: nothing about it is written to Redis', async () => {
