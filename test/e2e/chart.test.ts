@@ -19,6 +19,7 @@ import {
   manifestObjects,
   writeKubeconformSchemas,
 } from '../harness/helm.ts';
+import { applyKyvernoCrds } from '../harness/kyverno.ts';
 import { RESOURCES, startKubeCluster, waitFor, type KubeCluster, type KubeObject } from '../harness/kube.ts';
 import { makeCa } from '../harness/pki.ts';
 import { makeTempDir } from '../harness/process.ts';
@@ -84,6 +85,7 @@ describe('the Helm chart', () => {
     dir = await makeTempDir('chart');
     cluster = await startKubeCluster();
     await applyCrds(cluster);
+    await applyKyvernoCrds(cluster);
     await applyIntegrationCrds(cluster);
     // Gatekeeper's chart keeps its CA in this Secret; the chart reads it (lookup) to trust Gatekeeper.
     gatekeeperCaPem = (await makeCa(dir, 'gatekeeper-ca')).certPem;
@@ -121,11 +123,19 @@ describe('the Helm chart', () => {
       },
       {
         gatekeeper: { enabled: false },
-        kyverno: { enabled: true, tokenAuth: { enabled: true } },
+        kyverno: { enabled: true, tokenAuth: { enabled: true }, policies: { enabled: true } },
         tls: { certManager: { enabled: true, issuerRef: { name: 'ca' }, caBundle: gatekeeperCaPem } },
         registries: [{ host: 'registry.acme.test', auth: { secret: { namespace: 'team', name: 'pull' } } }],
         redis: { external: { url: 'rediss://redis.acme.test:6380', passwordSecret: { name: 'redis-auth' } } },
         metrics: { prometheusRule: { enabled: true } },
+      },
+      {
+        gatekeeper: { enabled: false },
+        kyverno: {
+          enabled: true,
+          tokenAuth: { enabled: true },
+          policies: { enabled: true, generation: 'clusterpolicy' },
+        },
       },
     ];
     for (const [i, values] of renders.entries()) {

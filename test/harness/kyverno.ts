@@ -51,7 +51,7 @@ export interface RunningKyverno {
 }
 
 export async function startKyverno(cluster: KubeCluster, opts: KyvernoOptions): Promise<RunningKyverno> {
-  await applyCrds(cluster);
+  await applyKyvernoCrds(cluster);
   await cluster.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: KYVERNO_NAMESPACE } });
   for (const name of ['kyverno', 'kyverno-metrics']) {
     await cluster.apply({
@@ -148,7 +148,8 @@ async function crdDir(): Promise<string> {
   return path.join(stdout.trim(), `${module}@${version}`, 'config', 'crds');
 }
 
-async function applyCrds(cluster: KubeCluster): Promise<void> {
+/** Kyverno's CRDs (from its module, which the tools installer downloads), applied and established. */
+export async function applyKyvernoCrds(cluster: KubeCluster): Promise<void> {
   const root = await crdDir();
   let files: string[];
   try {

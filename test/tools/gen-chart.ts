@@ -116,9 +116,12 @@ function chartValues(): Record<string, TSchema> {
         enabled: Type.Boolean(),
         audience: Type.String({ minLength: 1 }),
         serviceAccounts: Type.Array(Type.String({ pattern: '^[a-z0-9-]+:[a-z0-9.-]+$' })),
-        reviewCacheSeconds: Type.Integer({ minimum: 0 }),
+        reviewCacheSeconds: Type.Integer({ minimum: 0, maximum: 300 }),
       }),
-      policies: obj({ enabled: Type.Boolean() }),
+      policies: obj({
+        enabled: Type.Boolean(),
+        generation: Type.Union([Type.Literal('cel'), Type.Literal('clusterpolicy')]),
+      }),
     }),
     redis: obj({
       enabled: Type.Boolean(),
@@ -217,7 +220,10 @@ function gatekeeperFiles(root: string): GeneratedFile[] {
   );
 }
 
-/** Every YAML file under policies/kyverno (tests in dot-folders aside) whose objects are Kyverno's. */
+/**
+ * Every YAML file under policies/kyverno (tests in dot-folders aside) holding Kyverno objects: the
+ * policies and the token GlobalContextEntry with its RBAC (not the test configuration).
+ */
 function kyvernoFiles(root: string): GeneratedFile[] {
   const dir = path.join(root, KYVERNO_DIR);
   if (!existsSync(dir)) return [];
@@ -227,7 +233,7 @@ function kyvernoFiles(root: string): GeneratedFile[] {
     .flatMap((rel) => {
       const text = readFileSync(path.join(dir, rel), 'utf8');
       const docs = parseAllDocuments(text).map((d) => d.toJS() as { apiVersion?: unknown } | null);
-      const isPolicy = docs.length > 0 && docs.every((d) => /kyverno\.io\//.test(String(d?.apiVersion)));
+      const isPolicy = docs.some((d) => /kyverno\.io\//.test(String(d?.apiVersion)));
       return isPolicy ? [{ target: path.join(CHART_DIR, 'files/kyverno', rel), text }] : [];
     });
 }

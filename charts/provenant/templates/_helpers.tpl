@@ -158,7 +158,9 @@ template shares) and kept across upgrades: an existing Secret's certificate is r
 {{- $_ := set $server "tls" $tls }}
 {{- $_ := set $server "host" "0.0.0.0" }}
 {{- if and .Values.kyverno.enabled .Values.kyverno.tokenAuth.enabled }}
-{{- $kyverno := dict "enabled" true "audience" .Values.kyverno.tokenAuth.audience "serviceAccounts" .Values.kyverno.tokenAuth.serviceAccounts "reviewCacheSeconds" .Values.kyverno.tokenAuth.reviewCacheSeconds }}
+{{- $users := list }}
+{{- range .Values.kyverno.tokenAuth.serviceAccounts }}{{ $users = append $users (printf "system:serviceaccount:%s" .) }}{{ end }}
+{{- $kyverno := dict "enabled" true "audience" .Values.kyverno.tokenAuth.audience "serviceAccounts" $users "reviewCacheSeconds" .Values.kyverno.tokenAuth.reviewCacheSeconds }}
 {{- $_ := set $server "auth" (dict "kyverno" $kyverno) }}
 {{- end }}
 {{- $cache := deepCopy .Values.cache }}
