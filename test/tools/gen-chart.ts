@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Type, type TSchema } from '@sinclair/typebox';
-import { format } from 'prettier';
+import { format, resolveConfig } from 'prettier';
 import { parseAllDocuments } from 'yaml';
 import { configJsonSchema } from '../../provider/src/config/schema.ts';
 
@@ -240,9 +240,11 @@ function kyvernoFiles(root: string): GeneratedFile[] {
 
 /** Everything generated, as the repository's formatter leaves it (so `prettier --check` agrees). */
 export async function generateChartFiles(root = ROOT): Promise<GeneratedFile[]> {
-  const schema = await format(JSON.stringify(valuesSchema()), { parser: 'json' });
+  const schemaPath = path.join(CHART_DIR, 'values.schema.json');
+  const options = await resolveConfig(schemaPath);
+  const schema = await format(JSON.stringify(valuesSchema()), { ...options, filepath: schemaPath });
   return [
-    { target: path.join(CHART_DIR, 'values.schema.json'), text: schema },
+    { target: schemaPath, text: schema },
     ...gatekeeperFiles(root),
     ...kyvernoFiles(root),
   ];
