@@ -243,11 +243,7 @@ export async function generateChartFiles(root = ROOT): Promise<GeneratedFile[]> 
   const schemaPath = path.join(CHART_DIR, 'values.schema.json');
   const options = await resolveConfig(schemaPath);
   const schema = await format(JSON.stringify(valuesSchema()), { ...options, filepath: schemaPath });
-  return [
-    { target: schemaPath, text: schema },
-    ...gatekeeperFiles(root),
-    ...kyvernoFiles(root),
-  ];
+  return [{ target: schemaPath, text: schema }, ...gatekeeperFiles(root), ...kyvernoFiles(root)];
 }
 
 /** Generated files on disk that the sources no longer produce (a deleted policy). */
