@@ -105,8 +105,11 @@ function chartValues(): Record<string, TSchema> {
           enabled: Type.Boolean(),
           enforcementAction: Type.Union(['deny', 'warn', 'dryrun'].map((a) => Type.Literal(a))),
           failurePolicy: Type.Union([Type.Literal('Fail'), Type.Literal('Ignore')]),
+          podsOnly: Type.Boolean(),
+          automaticUnchangedApproval: Type.Boolean(),
         }),
         mutations: obj({ enabled: Type.Boolean(), podsOnly: Type.Boolean() }),
+        namespaceSelector: KubeObject,
       }),
     }),
     kyverno: obj({

@@ -46,7 +46,7 @@ export function migrate(args: Parsed, out: NodeJS.WritableStream): number {
   );
   writeFileSync(
     path.join(dir, 'values.yaml'),
-    `# Values for Provenant's Helm chart (charts/provenant): config: is the Provenant config file;\n# gatekeeper: the constraint settings. Provisional until the chart's values are fixed.\n${stringify(migration.chartValues)}`,
+    `# Values for Provenant's Helm chart (charts/provenant): the Provenant config's sections at the top\n# level, and the Gatekeeper policies as Connaisseur's features: asked. Install with\n# --set gatekeeper.policies.constraint.enabled=false first: the constraint's CRD comes from the template.\n${stringify(migration.chartValues)}`,
     { mode: 0o600 },
   );
   const report = renderReport(migration, files);

@@ -53,7 +53,7 @@ export interface GatekeeperSettings {
 export interface Migration {
   readonly config: Values;
   readonly gatekeeper: { readonly settings: GatekeeperSettings; readonly objects: KubeObject[] };
-  /** Provisional values for charts/provenant (`config:` is the Provenant config). */
+  /** Values for charts/provenant: the config at the top level, the Gatekeeper policies as `features:` say. */
   readonly chartValues: Values;
   /** Engine-neutral Kyverno settings that reproduce `features:`. */
   readonly kyverno: string[];
@@ -126,13 +126,37 @@ export function migrateConnaisseur(layers: readonly Values[], shipped: ShippedGa
   return {
     config,
     gatekeeper: { settings, objects: gatekeeperObjects(settings, shipped) },
-    chartValues: {
-      ...(replicas !== undefined ? { replicaCount: replicas } : {}),
-      config,
-      gatekeeper: { ...settings },
-    },
+    chartValues: chartValues(config, settings, replicas),
     kyverno: kyvernoSettings(settings),
     report,
+  };
+}
+
+/**
+ * Values for charts/provenant: the config's sections at the top level (the chart's values take the
+ * config file's shape), and its Gatekeeper policies set as `features:` ask. The constraint needs the
+ * template's CRD first: MIGRATION.md says to install with it off and turn it on in an upgrade.
+ */
+function chartValues(config: Values, settings: GatekeeperSettings, replicas: number | undefined): Values {
+  return {
+    ...(replicas !== undefined ? { replicaCount: replicas } : {}),
+    ...config,
+    gatekeeper: {
+      policies: {
+        template: true,
+        constraint: {
+          enabled: true,
+          enforcementAction: settings.enforcementAction,
+          failurePolicy: settings.failurePolicy,
+          podsOnly: settings.podsOnly,
+          automaticUnchangedApproval: settings.automaticUnchangedApproval,
+        },
+        mutations: { enabled: true, podsOnly: settings.podsOnly },
+        ...(settings.namespaceSelector !== undefined
+          ? { namespaceSelector: settings.namespaceSelector }
+          : {}),
+      },
+    },
   };
 }
 

@@ -2,6 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Ajv } from 'ajv';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.ts';
@@ -17,6 +18,9 @@ import {
 } from '../../src/migrate/index.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
+const validateChartValues = new Ajv({ strict: false, allErrors: true }).compile(
+  JSON.parse(readFileSync(path.join(ROOT, 'charts/provenant/values.schema.json'), 'utf8')) as object,
+);
 const FIXTURES = path.resolve(ROOT, '../shared/fixtures/connaisseur');
 const SUITES = readdirSync(path.join(FIXTURES, 'install')).filter((f) => f.endsWith('.yaml'));
 
@@ -99,6 +103,8 @@ describe('provenant migrate connaisseur', () => {
       (app['validators'] as Values[]).map((v) => v['name']),
     );
     expect(config.policy).toHaveLength((app['policy'] as unknown[]).length);
+    // The chart values it writes are values charts/provenant accepts (its generated schema).
+    expect(validateChartValues(m.chartValues), JSON.stringify(validateChartValues.errors)).toBe(true);
   });
 
   it('anchors registry-less patterns on Docker Hub, and flags a narrowed deny rule with the image it no longer denies', () => {
@@ -191,7 +197,18 @@ describe('provenant migrate connaisseur', () => {
       expect(mutator.spec?.['applyTo']).toEqual([{ groups: [''], versions: ['v1'], kinds: ['Pod'] }]);
     }
     expect(m.kyverno.join('\n')).toContain('Audit');
-    expect(m.chartValues['gatekeeper']).toMatchObject({ podsOnly: true, enforcementAction: 'warn' });
+    expect(m.chartValues['gatekeeper']).toMatchObject({
+      policies: {
+        constraint: {
+          enabled: true,
+          enforcementAction: 'warn',
+          podsOnly: true,
+          automaticUnchangedApproval: true,
+        },
+        mutations: { enabled: true, podsOnly: true },
+        namespaceSelector: selector,
+      },
+    });
   });
 
   it('carries alerting and turns validator auth into registries: entries, never into the report', () => {
