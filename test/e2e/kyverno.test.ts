@@ -270,6 +270,31 @@ server:
       );
     });
 
+    it('verifies and pins image volumes like container images', async () => {
+      const withVolume = (name: string, image: string): KubeObject => {
+        const p = pod(name, { app: trusted.reference });
+        (p.spec as Record<string, unknown>).volumes = [
+          { name: 'models', image: { reference: image } },
+          { name: 'scratch', emptyDir: {} },
+        ];
+        return p;
+      };
+      const pinned = await cluster.create(withVolume(`${gen}-volume-trusted`, trusted.reference));
+      expect(pinned.status, message(pinned.body)).toBe(201);
+      const volumes = (
+        pinned.body as { spec: { volumes: { name: string; image?: { reference?: string } }[] } }
+      ).spec.volumes;
+      expect(volumes.map((v) => [v.name, v.image?.reference])).toEqual([
+        ['models', `${trusted.reference}@${trusted.digest}`],
+        ['scratch', undefined],
+      ]);
+      const refused = await cluster.create(withVolume(`${gen}-volume-untrusted`, untrusted.reference));
+      expect(denied(refused), message(refused.body)).toBe(true);
+      expect(message(refused.body)).toContain(
+        `volumes "models" has an untrusted image "${untrusted.reference}"`,
+      );
+    });
+
     it('fails closed when Provenant is down, and open with failurePolicy Ignore', async () => {
       const fresh = await pushRandomImage(registry.url, 'trusted/app', `outage-${gen}`);
       await provenant.stop();
