@@ -55,7 +55,7 @@ export interface Migration {
   readonly gatekeeper: { readonly settings: GatekeeperSettings; readonly objects: KubeObject[] };
   /** Values for charts/provenant: the config at the top level, the Gatekeeper policies as `features:` say. */
   readonly chartValues: Values;
-  /** Engine-neutral Kyverno settings that reproduce `features:`. */
+  /** The fields of the shipped Kyverno policies to set so they reproduce `features:`. */
   readonly kyverno: string[];
   readonly report: ReportEntry[];
 }
@@ -635,12 +635,24 @@ function gatekeeperObjects(s: GatekeeperSettings, shipped: ShippedGatekeeper): K
 }
 
 function kyvernoSettings(s: GatekeeperSettings): string[] {
+  // The fields are those policies/kyverno/README.md documents ("Settings"), for both generations.
   const selector = s.namespaceSelector?.matchExpressions[0];
+  const validateMode = selector?.operator === 'In';
   return [
-    `enforcement: ${s.enforcementAction === 'warn' ? 'Audit (admit, report the failure: detectionMode)' : 'Enforce (deny)'}`,
-    `resources: ${s.podsOnly ? 'Pods only (resourceValidationMode podsOnly)' : 'Pods and the Pod templates of workloads'}`,
-    `namespaces: ${selector === undefined ? 'all' : `namespaceSelector ${selector.key} ${selector.operator} [${selector.values.join(', ')}]`}`,
-    `on UPDATE: ${s.automaticUnchangedApproval ? 'send only images not already in the old object (automaticUnchangedApproval)' : 'verify every image'}`,
-    `Provenant unreachable: ${s.failurePolicy === 'Fail' ? 'deny (failurePolicy Fail)' : 'admit (failurePolicy Ignore)'}`,
+    s.enforcementAction === 'warn'
+      ? 'detectionMode: provenant-verify-images: spec.validationActions: [Audit, Warn]; provenant-verify-images-clusterpolicy: spec.validationFailureAction: Audit'
+      : 'enforcement: Deny (the shipped default)',
+    s.podsOnly
+      ? 'podsOnly: both CEL policies: spec.autogen.podControllers.controllers: []; both ClusterPolicies: annotation pod-policies.kyverno.io/autogen-controllers: none'
+      : 'resources: Pods and the Pod templates of workloads (the shipped default, autogen)',
+    validateMode
+      ? `namespacedValidation validate: matchConstraints.namespaceSelector (CEL) / match.any[].resources.namespaceSelector (ClusterPolicy): ${selector.key} In [${selector.values.join(', ')}]`
+      : `namespaces: every one but the system namespaces; the label ${CONNAISSEUR_NAMESPACE_LABEL}: ignore skips one (the shipped default)`,
+    s.automaticUnchangedApproval
+      ? 'automaticUnchangedApproval: the automatic-unchanged-approval match condition: cel.bind(automaticUnchangedApproval, true, …) (CEL); the second precondition !`true` (ClusterPolicy)'
+      : 'on UPDATE: every image verified (the shipped default)',
+    s.failurePolicy === 'Fail'
+      ? 'Provenant unreachable: deny (failurePolicy: Fail, the shipped default)'
+      : 'Provenant unreachable: admit: spec.failurePolicy: Ignore on the verify policy',
   ];
 }
