@@ -31,7 +31,8 @@ export type ToolName =
   | 'notary'
   | 'redis-server'
   | 'htpasswd'
-  | 'token-server';
+  | 'token-server'
+  | 'faketime';
 
 /**
  * Absolute path of an installed tool. The cache comes first so a pinned Go build wins over whatever

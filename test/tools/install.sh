@@ -47,9 +47,9 @@ BENCH_TOOLS=(
   "github.com/ratify-project/ratify/cmd/ratify|github.com/ratify-project/ratify@v1.4.6|ratify|"
 )
 
-DEBIAN_PACKAGES=(docker-registry notary redis-server apache2-utils podman buildah crun mmdebstrap uidmap)
+DEBIAN_PACKAGES=(docker-registry notary redis-server apache2-utils podman buildah crun mmdebstrap uidmap faketime)
 # binaries each Debian package must provide
-DEBIAN_BINARIES=(docker-registry notary-server notary-signer notary redis-server htpasswd podman buildah crun mmdebstrap newuidmap)
+DEBIAN_BINARIES=(docker-registry notary-server notary-signer notary redis-server htpasswd podman buildah crun mmdebstrap newuidmap faketime)
 
 # Python tools, each in its own virtualenv under the cache: package | version | binary
 PYTHON_TOOLS=(
