@@ -24,13 +24,16 @@ export interface Case {
 }
 
 export interface World {
+  /** The registry now (stopRegistry/startRegistry replace it). */
   readonly registry: RegistryServer;
   readonly notary: NotaryServer;
   /** Keys whose verdicts are settled when the world starts: two per validator, one approved, one not. */
   readonly cases: readonly Case[];
   /** The `validators:`, `policy:` and `registries:` sections judging `cases` (plus `extraRules`). */
   configYaml(extra?: { rules?: string[]; registries?: string[] }): string;
-  /** Stops the registry and notary-server unless told otherwise (a test restarting them does it). */
+  /** Stops the registry; startRegistry starts it again on the same port with the same storage. */
+  stopRegistry(): Promise<void>;
+  startRegistry(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -44,10 +47,10 @@ const indent = (pem: string, spaces: number): string => pem.trim().replace(/\n/g
 
 export async function startWorld(opts: WorldOptions = {}): Promise<World> {
   const dir = await makeTempDir('world');
-  const [registry, notary] = await Promise.all([
-    startDistributionRegistry({ port: opts.registryPort, storageDir: opts.storageDir }),
-    startNotaryServer(),
-  ]);
+  const startRegistry = (): Promise<RegistryServer> =>
+    startDistributionRegistry({ port: opts.registryPort, storageDir: opts.storageDir });
+  const [firstRegistry, notary] = await Promise.all([startRegistry(), startNotaryServer()]);
+  let registry = firstRegistry;
   const host = registry.host;
   const push = (repo: string): Promise<{ digest: string; ref: string; size: number }> =>
     pushRandomImage(registry.url, repo, 'v1').then((p) => ({
@@ -130,10 +133,18 @@ ${(extra.registries ?? []).map((r) => `  - ${r}`).join('\n')}
 `;
 
   return {
-    registry,
+    get registry() {
+      return registry;
+    },
     notary,
     cases,
     configYaml,
+    stopRegistry: () => registry.stop(),
+    startRegistry: async () => {
+      if (opts.registryPort === undefined || opts.storageDir === undefined)
+        throw new Error('startRegistry needs a world started with registryPort and storageDir');
+      registry = await startRegistry();
+    },
     stop: async () => {
       await Promise.all([registry.stop(), notary.stop(), notaryCli.remove()]);
       await rm(dir, { recursive: true, force: true });
