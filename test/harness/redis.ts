@@ -9,8 +9,9 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-export async function startRedis(opts: { password?: string } = {}): Promise<RedisServer> {
-  const port = await freePort();
+/** `port`: listen there (default: a free port), so a restarted Redis keeps its URL. */
+export async function startRedis(opts: { password?: string; port?: number } = {}): Promise<RedisServer> {
+  const port = opts.port ?? (await freePort());
   const server = await startProcess({
     name: 'redis-server',
     command: toolPath('redis-server'),

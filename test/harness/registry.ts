@@ -43,6 +43,8 @@ export interface DistributionRegistryOptions {
    * memory, so a test can play a compromised storage backend (tamperStoredBlob).
    */
   storageDir?: string;
+  /** Listen on this port (default: a free one): a restarted registry keeps its address. */
+  port?: number;
 }
 
 /** What a registry needs to trust a token server (see test/harness/token-server.ts). */
@@ -59,7 +61,7 @@ export async function startDistributionRegistry(
 ): Promise<RegistryServer> {
   const command = toolPath('docker-registry');
   return inTempDir('registry', async (dir) => {
-    const port = await freePort();
+    const port = opts.port ?? (await freePort());
     const configPath = path.join(dir, 'config.yml');
     await writeFile(configPath, stringify(await distributionConfig(dir, port, opts)));
     const scheme = opts.tls === undefined ? 'http' : 'https';

@@ -38,7 +38,8 @@ export type ToolName =
   | 'kubeconform'
   | 'hadolint'
   | 'podman'
-  | 'buildah';
+  | 'buildah'
+  | 'faketime';
 
 /**
  * Absolute path of an installed tool. The cache comes first so a pinned Go build wins over whatever

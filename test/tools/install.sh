@@ -55,9 +55,9 @@ CRD_MODULES=(
   "github.com/prometheus-operator/prometheus-operator@v0.80.1"
 )
 
-DEBIAN_PACKAGES=(docker-registry notary redis-server apache2-utils podman buildah crun mmdebstrap uidmap)
+DEBIAN_PACKAGES=(docker-registry notary redis-server apache2-utils podman buildah crun mmdebstrap uidmap faketime)
 # binaries each Debian package must provide
-DEBIAN_BINARIES=(docker-registry notary-server notary-signer notary redis-server htpasswd podman buildah crun mmdebstrap newuidmap)
+DEBIAN_BINARIES=(docker-registry notary-server notary-signer notary redis-server htpasswd podman buildah crun mmdebstrap newuidmap faketime)
 
 # Python tools, each in its own virtualenv under the cache: package | version | binary
 PYTHON_TOOLS=(
