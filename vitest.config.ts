@@ -15,6 +15,10 @@ export default defineConfig({
           hookTimeout: 180_000,
           globalSetup: ['test/harness/global-setup.ts'],
           pool: 'forks',
+          // Two files at a time: most of their time is spent waiting on the servers they start, and
+          // vitest's default on 2 cores (one worker) ran them one after another.
+          maxWorkers: 2,
+          minWorkers: 1,
         },
       },
       {
