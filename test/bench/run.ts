@@ -52,9 +52,11 @@ export interface BenchOptions {
   readonly systems: readonly SystemName[];
   readonly kinds: readonly Kind[];
   readonly log?: (line: string) => void;
+  /** Smaller still than quick (the test suite's smoke run). */
+  readonly overrides?: Partial<Plan>;
 }
 
-interface Plan extends Sizes {
+export interface Plan extends Sizes {
   readonly coldRounds: number;
   readonly warmSizes: readonly number[];
   readonly loadMs: number;
@@ -71,9 +73,9 @@ const FILL_ATTEMPTS = 3;
 const AUDIT_BATCH = 1000;
 const MB = 2 ** 20;
 
-function plan(quick: boolean, kinds: readonly Kind[]): Plan {
-  const warmSizes = quick ? [1, 10, 100] : [1, 10, 100, 1000];
-  const rssImages = quick ? 200 : 10_000;
+function plan(quick: boolean, kinds: readonly Kind[], overrides: Partial<Plan> = {}): Plan {
+  const warmSizes = overrides.warmSizes ?? (quick ? [1, 10, 100] : [1, 10, 100, 1000]);
+  const rssImages = overrides.rssImages ?? (quick ? 200 : 10_000);
   const largest = Math.max(...warmSizes);
   return {
     kinds,
@@ -85,6 +87,7 @@ function plan(quick: boolean, kinds: readonly Kind[]): Plan {
     rssImages,
     warmTags: largest + rssImages,
     concurrency: 4,
+    ...overrides,
   };
 }
 
@@ -95,7 +98,7 @@ function supports(system: SystemName, kind: Kind): boolean {
 
 export async function runBench(opts: BenchOptions): Promise<Results> {
   const log = opts.log ?? ((line: string) => console.error(line));
-  const p = plan(opts.quick, opts.kinds);
+  const p = plan(opts.quick, opts.kinds, opts.overrides);
   if (opts.systems.includes('ratify') && !existsSync(path.join(TOOLS_BIN_DIR, 'ratify')))
     throw new Error(
       `ratify is not built (${TOOLS_BIN_DIR}/ratify): run \`bash test/tools/install.sh bench\` (npm run bench does)`,
