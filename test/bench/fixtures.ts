@@ -11,7 +11,7 @@ import { pushRandomImage, type PushedManifest } from '../harness/images.ts';
 import { startNotaryServer, NotaryCli, type NotaryServer } from '../harness/notary.ts';
 import { pushManifest } from '../harness/oci-push.ts';
 import { startDistributionRegistry } from '../harness/registry.ts';
-import { startCountingProxy, type CountingProxy } from './counting-proxy.ts';
+import { startCountingProxy, type CountingProxy } from '../harness/counting-proxy.ts';
 
 /** The validators benchmarked; Ratify takes part in `cosign-sig` only (see README, Performance). */
 export const KINDS = ['cosign-sig', 'cosign-bundle', 'notaryv1', 'static'] as const;

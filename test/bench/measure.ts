@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Agent } from 'undici';
 import { request } from 'undici';
-import type { CountingProxy } from './counting-proxy.ts';
+import type { CountingProxy } from '../harness/counting-proxy.ts';
 import { providerBody, type System, type SystemStarter } from './systems.ts';
 
 export type Route = 'verify' | 'mutate';

@@ -5,7 +5,7 @@
  * suite runs on a busy machine; `npm run bench` is where speed is judged.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { requestKind } from '../../bench/counting-proxy.ts';
+import { requestKind } from '../../harness/counting-proxy.ts';
 import { percentile } from '../../bench/measure.ts';
 import type { Results } from '../../bench/report.ts';
 import { runBench } from '../../bench/run.ts';

@@ -1,10 +1,10 @@
 /**
- * A plain HTTP reverse proxy in front of the benchmark's registry that counts the requests it
+ * A plain HTTP reverse proxy in front of a registry (the benchmark's, a test's) that counts the requests it
  * forwards, by kind: "registry requests per image" is measured here, at the registry, the same way for
  * every system (their own metrics count differently or not at all).
  */
 import http from 'node:http';
-import { LOOPBACK_HOST } from '../harness/process.ts';
+import { LOOPBACK_HOST } from './process.ts';
 
 /** What a distribution-spec path asks for (`/v2/<name>/manifests/<ref>` etc.). */
 export type RequestKind = 'manifest' | 'blob' | 'referrers' | 'tags' | 'other';
