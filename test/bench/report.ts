@@ -10,7 +10,7 @@ import type { SystemName } from './systems.ts';
 export interface Figure {
   readonly id: string;
   readonly label: string;
-  readonly unit: 'ms' | 'req/s' | 'MB' | 'requests';
+  readonly unit: 'ms' | 'req/s' | 'MB' | 'requests' | '%';
   /** Whether a smaller value is better (latency, memory) or a larger one (throughput). */
   readonly better: 'lower' | 'higher';
   readonly values: Partial<Record<SystemName, number>>;
@@ -90,7 +90,8 @@ export function machine(): Machine {
 
 function format(value: number | undefined, unit: Figure['unit']): string {
   if (value === undefined) return '–';
-  const digits = unit === 'ms' ? (value < 10 ? 2 : value < 100 ? 1 : 0) : unit === 'requests' ? 1 : 0;
+  const digits =
+    unit === 'ms' ? (value < 10 ? 2 : value < 100 ? 1 : 0) : unit === 'requests' || unit === '%' ? 1 : 0;
   return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 

@@ -313,6 +313,13 @@ async function warmFigures(
           'lower',
           each((l) => l.cpuMsPerRequest),
         ),
+        figure(
+          `warm-${route}-${size}-failed`,
+          `${at}, failed requests`,
+          '%',
+          'lower',
+          each((l) => l.failedPercent),
+        ),
       );
       if (route === 'verify' && size === Math.min(100, largest)) eventLoop = each((l) => l.eventLoopP99Ms);
     }

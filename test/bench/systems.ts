@@ -261,8 +261,9 @@ async function startSystem(
 }
 
 /** Ratify answers every verify key with an item whose `value.isSuccess` is the verdict. */
-function ratifyItemOk(item: { value: unknown; error: string }): boolean {
-  if (item.error !== '') return false;
+function ratifyItemOk(item: { value: unknown; error?: string }): boolean {
+  // Go's encoding/json leaves out an empty error (omitempty).
+  if (item.error !== undefined && item.error !== '') return false;
   if (typeof item.value === 'string') return true; // mutate: the pinned reference
   return (item.value as { isSuccess?: unknown } | null)?.isSuccess === true;
 }
