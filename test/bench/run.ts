@@ -12,9 +12,10 @@
  *   --systems=provenant,floor    which systems (default: all three; Ratify must be built)
  *   --kinds=cosign-sig,static    which validators (default: all; quick: cosign-sig and static)
  *   --out=FILE                   where the JSON goes
+ *   --table=FILE                 print the table of an earlier results file (for README.md) and exit
  */
 import { existsSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -370,7 +371,7 @@ async function fill(system: System, keys: readonly string[]): Promise<void> {
   }
 }
 
-function options(argv: string[]): BenchOptions & { out: string | undefined } {
+function options(argv: string[]): BenchOptions & { out: string | undefined; table: string | undefined } {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -378,6 +379,7 @@ function options(argv: string[]): BenchOptions & { out: string | undefined } {
       systems: { type: 'string' },
       kinds: { type: 'string' },
       out: { type: 'string' },
+      table: { type: 'string' },
     },
   });
   const quick = values.quick === true || process.env['BENCH_QUICK'] === '1';
@@ -398,11 +400,16 @@ function options(argv: string[]): BenchOptions & { out: string | undefined } {
     systems: list(values.systems, SYSTEMS, SYSTEMS),
     kinds: list(values.kinds, KINDS, quick ? ['cosign-sig', 'static'] : KINDS),
     out: values.out,
+    table: values.table,
   };
 }
 
 async function main(): Promise<void> {
   const opts = options(process.argv.slice(2));
+  if (opts.table !== undefined) {
+    console.log(table(JSON.parse(await readFile(opts.table, 'utf8')) as Results));
+    return;
+  }
   const results = await runBench(opts);
   const out =
     opts.out ??
