@@ -5,6 +5,10 @@ import { defineConfig } from 'vitest/config';
 // suites that also run a Kubernetes API and Gatekeeper (`install.sh e2e` builds them).
 export default defineConfig({
   test: {
+    // Two test files at a time, even on 2 cores: integration files spend most of their time waiting on
+    // the servers they start (the e2e project runs one file at a time regardless: singleFork).
+    maxWorkers: 2,
+    minWorkers: 1,
     projects: [
       { test: { name: 'unit', include: ['provider/test/**/*.test.ts'], testTimeout: 10_000 } },
       {
@@ -15,10 +19,6 @@ export default defineConfig({
           hookTimeout: 180_000,
           globalSetup: ['test/harness/global-setup.ts'],
           pool: 'forks',
-          // Two files at a time: most of their time is spent waiting on the servers they start, and
-          // vitest's default on 2 cores (one worker) ran them one after another.
-          maxWorkers: 2,
-          minWorkers: 1,
         },
       },
       {

@@ -10,7 +10,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createClient } from 'redis';
+import type { createClient } from 'redis';
 import { ProvenantError } from '../types/errors.ts';
 import type { Cache } from './cache.ts';
 
@@ -92,7 +92,8 @@ export function cacheRedisPassword(cache: { redisPasswordFile?: string | undefin
 }
 
 export class RedisCache<V> implements Cache<V> {
-  private readonly client: ReturnType<typeof createClient>;
+  /** Undefined until the redis module is loaded (in the background, from the constructor). */
+  private client: ReturnType<typeof createClient> | undefined;
   private readonly timeoutMs: number;
   /** When each kind of failure was last reported: one noisy kind must not hide another. */
   private readonly lastReport = new Map<string, number>();
@@ -100,9 +101,19 @@ export class RedisCache<V> implements Cache<V> {
 
   constructor(private readonly options: RedisCacheOptions<V>) {
     this.timeoutMs = options.commandTimeoutMs ?? 100;
-    this.client = createClient({
-      url: options.url,
-      ...(options.password === undefined ? {} : { password: options.password }),
+    // The redis module is loaded here, not when the process starts: a config without cache.redis never
+    // pays for it (README.md, Performance). Until it is connected, lookups are misses.
+    import('redis').then(
+      ({ createClient }) => this.connect(createClient),
+      (err: unknown) => this.report(`redis cache unavailable: ${String(err)}`),
+    );
+  }
+
+  private connect(create: typeof createClient): void {
+    if (this.closed) return;
+    const client = create({
+      url: this.options.url,
+      ...(this.options.password === undefined ? {} : { password: this.options.password }),
       // Fail commands at once while disconnected instead of queueing them behind a reconnect.
       disableOfflineQueue: true,
       socket: {
@@ -110,14 +121,16 @@ export class RedisCache<V> implements Cache<V> {
         reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 5000),
       },
     });
-    this.client.on('error', (err: Error) => this.report(`redis cache unavailable: ${err.message}`));
-    this.client.connect().catch((err: unknown) => this.report(`redis cache unavailable: ${String(err)}`));
+    client.on('error', (err: Error) => this.report(`redis cache unavailable: ${err.message}`));
+    client.connect().catch((err: unknown) => this.report(`redis cache unavailable: ${String(err)}`));
+    this.client = client;
   }
 
   async get(key: string): Promise<V | undefined> {
-    if (!this.client.isReady) return undefined;
+    const client = this.client;
+    if (client?.isReady !== true) return undefined;
     try {
-      const raw = await this.withTimeout(this.client.get(this.options.prefix + key));
+      const raw = await this.withTimeout(client.get(this.options.prefix + key));
       return typeof raw === 'string' ? this.decode(this.options.prefix + key, raw) : undefined;
     } catch (err) {
       this.report(`redis cache lookup failed: ${(err as Error).message}`);
@@ -126,16 +139,13 @@ export class RedisCache<V> implements Cache<V> {
   }
 
   async set(key: string, value: V, ttlSeconds: number): Promise<void> {
-    if (ttlSeconds <= 0 || !this.client.isReady) return;
+    const client = this.client;
+    if (ttlSeconds <= 0 || client?.isReady !== true) return;
     try {
       await this.withTimeout(
-        this.client.set(
-          this.options.prefix + key,
-          this.encode(this.options.prefix + key, value, ttlSeconds),
-          {
-            EX: ttlSeconds,
-          },
-        ),
+        client.set(this.options.prefix + key, this.encode(this.options.prefix + key, value, ttlSeconds), {
+          EX: ttlSeconds,
+        }),
       );
     } catch (err) {
       this.report(`redis cache write failed: ${(err as Error).message}`);
@@ -143,9 +153,10 @@ export class RedisCache<V> implements Cache<V> {
   }
 
   async delete(key: string): Promise<void> {
-    if (!this.client.isReady) return;
+    const client = this.client;
+    if (client?.isReady !== true) return;
     try {
-      await this.withTimeout(this.client.del(this.options.prefix + key));
+      await this.withTimeout(client.del(this.options.prefix + key));
     } catch (err) {
       this.report(`redis cache delete failed: ${(err as Error).message}`);
     }
@@ -154,10 +165,12 @@ export class RedisCache<V> implements Cache<V> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    const client = this.client;
+    if (client === undefined) return;
     try {
-      await this.client.close();
+      await client.close();
     } catch {
-      this.client.destroy();
+      client.destroy();
     }
   }
 

@@ -6,7 +6,7 @@
 import { compilePattern, PatternSyntaxError, unmatchableReason } from '../policy/index.ts';
 import { compileIdentityPattern } from '../trust/cosign/index.ts';
 import { notaryBaseUrl, parseTrustRootKey } from '../trust/notaryv1/index.ts';
-import { parseCertificates } from '../trust/notation/index.ts';
+import { parseCertificates } from '../trust/notation/trust-roots.ts';
 import type {
   AuthMethod,
   Config,

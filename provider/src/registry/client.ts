@@ -4,6 +4,7 @@
  * size-limited before it was read and hashed against the digest it was asked for; every connection
  * passed the egress policy (egress.ts). Authentication lives in auth.ts, redirects in redirects.ts.
  */
+import { LRUCache } from 'lru-cache';
 import type { RegistryConfig } from '../config/index.ts';
 import { registryApiHost, type ImageReference } from '../reference/index.ts';
 import { ProvenantError } from '../types/errors.ts';
@@ -50,6 +51,17 @@ export interface ReferrersOptions {
   readonly artifactType?: string;
 }
 
+/**
+ * How long a registry's answer to the referrers API (whether it has one) is remembered.
+ * distribution-spec v1.1 ("Listing Referrers"): a registry that serves the API MUST NOT answer it with
+ * 404, so one 404 says the registry has no such API, and asking again for every image only adds a
+ * round trip. The memory expires so that an upgraded registry is asked again; until then its referrers
+ * are looked up through the tag schema alone, which can only find fewer signatures, never more (a
+ * verdict can only get stricter).
+ */
+export const REFERRERS_API_MEMORY_MS = 5 * 60_000;
+const REMEMBERED_REGISTRIES = 1024;
+
 export class RegistryClient {
   private readonly transport: Transport;
   private readonly hosts: RegistryHosts;
@@ -59,6 +71,13 @@ export class RegistryClient {
   private readonly tokens = new TokenCache();
   /** What redirect hops need: the transport, the egress policy, a target's registries: settings. */
   private readonly redirects: RedirectContext;
+  /** Whether an API host serves the referrers API (false: it answered 404 or 405), for REFERRERS_API_MEMORY_MS. */
+  private readonly referrersApi = new LRUCache<string, boolean>({
+    max: REMEMBERED_REGISTRIES,
+    ttl: REFERRERS_API_MEMORY_MS,
+  });
+  /** The referrers request in flight that will tell, per API host. */
+  private readonly referrersProbes = new Map<string, Promise<void>>();
 
   constructor(private readonly options: RegistryClientOptions) {
     this.egress = new EgressPolicy({
@@ -150,7 +169,8 @@ export class RegistryClient {
 
   /**
    * Manifests whose `subject` is `digest`: the OCI referrers API, or — on registries without it (a 404,
-   * as distribution 2.8 answers) — the referrers tag schema `sha256-<hex>` that clients maintain.
+   * as distribution 2.8 answers) — the referrers tag schema `sha256-<hex>` that clients maintain. A
+   * registry without the API is not asked again for a while (REFERRERS_API_MEMORY_MS).
    */
   async listReferrers(
     ref: ImageReference,
@@ -158,30 +178,52 @@ export class RegistryClient {
     signal: AbortSignal,
     options: ReferrersOptions = {},
   ): Promise<readonly Descriptor[]> {
-    const filter =
-      options.artifactType === undefined ? '' : `?artifactType=${encodeURIComponent(options.artifactType)}`;
-    const res = await this.request(ref, 'GET', (repo) => `/v2/${repo}/referrers/${digest}${filter}`, signal, {
-      accept: OCI_INDEX,
-      maxBytes: this.options.maxManifestBytes,
-    });
-    let index: Manifest | undefined;
-    if (res.status === 404 || res.status === 405) {
-      index = await this.findManifest(ref, digest.replace(':', '-'), signal);
-    } else {
+    const apiHost = this.route(ref).apiHost;
+    const fallbackTag = digest.replace(':', '-');
+    // The images of one pod arrive together: while one request finds out whether the registry has the
+    // API, the others wait for its answer instead of each probing.
+    const probing = this.referrersProbes.get(apiHost);
+    if (probing !== undefined) await untilProbed(probing, signal, apiHost, ref);
+    if (this.referrersApi.get(apiHost) === false)
+      return ofType(await this.findManifest(ref, fallbackTag, signal), options);
+    let probed: (() => void) | undefined;
+    if (!this.referrersApi.has(apiHost) && !this.referrersProbes.has(apiHost))
+      this.referrersProbes.set(apiHost, new Promise<void>((resolve) => (probed = resolve)));
+    try {
+      const filter =
+        options.artifactType === undefined ? '' : `?artifactType=${encodeURIComponent(options.artifactType)}`;
+      const res = await this.request(
+        ref,
+        'GET',
+        (repo) => `/v2/${repo}/referrers/${digest}${filter}`,
+        signal,
+        {
+          accept: OCI_INDEX,
+          maxBytes: this.options.maxManifestBytes,
+        },
+      );
+      if (res.status === 404 || res.status === 405) {
+        this.referrersApi.set(apiHost, false);
+        probed?.();
+        return ofType(await this.findManifest(ref, fallbackTag, signal), options);
+      }
       expectOk(res, ref, 'referrers index');
+      this.referrersApi.set(apiHost, true);
       await checkAdvertisedDigest(res, ref);
-      index = await parseManifest(
+      const index = await parseManifest(
         res.body,
         await digestOf(res.body, 'sha256'),
         res.headers['content-type'],
         ref.original,
         signal,
       );
+      return ofType(index, options);
+    } finally {
+      if (probed !== undefined) {
+        this.referrersProbes.delete(apiHost);
+        probed();
+      }
     }
-    const found = index?.manifests ?? [];
-    return options.artifactType === undefined
-      ? found
-      : found.filter((d) => d.artifactType === options.artifactType);
   }
 
   async close(): Promise<void> {
@@ -377,6 +419,33 @@ function tokenFailure(res: HttpResponse, ref: ImageReference, route: Route, real
 }
 
 /** A Docker-Content-Digest header, when sent, must name the bytes that came with it: otherwise something in the path rewrote them. */
+/** Waits for another request's referrers probe; the caller's deadline passing is a registry timeout. */
+function untilProbed(
+  probe: Promise<void>,
+  signal: AbortSignal,
+  apiHost: string,
+  ref: ImageReference,
+): Promise<void> {
+  const timeout = (): ProvenantError =>
+    new ProvenantError('REGISTRY_TIMEOUT', `registry ${apiHost} did not answer in time for ${ref.original}`, {
+      image: ref.original,
+    });
+  if (signal.aborted) return Promise.reject(timeout());
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => reject(timeout());
+    signal.addEventListener('abort', onAbort, { once: true });
+    void probe.then(resolve).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/** The referrers an index lists, only those of the artifact type asked for (when one was). */
+function ofType(index: Manifest | undefined, options: ReferrersOptions): readonly Descriptor[] {
+  const found = index?.manifests ?? [];
+  return options.artifactType === undefined
+    ? found
+    : found.filter((d) => d.artifactType === options.artifactType);
+}
+
 async function checkAdvertisedDigest(res: HttpResponse, ref: ImageReference): Promise<void> {
   const advertised = res.headers['docker-content-digest'];
   if (advertised === undefined) return;

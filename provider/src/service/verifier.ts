@@ -102,22 +102,23 @@ export class Verifier {
    * (server.requestDeadlineMs from now): a key still waiting when it passes is not started.
    */
   async verifyAll(keys: readonly string[]): Promise<Outcome[]> {
-    const deadline = AbortSignal.timeout(this.config.server.requestDeadlineMs);
+    const deadline = new Deadline(this.config.server.requestDeadlineMs);
     const outcomes: Outcome[] = [];
     let next = 0;
     const worker = async (): Promise<void> => {
       for (let i = next++; i < keys.length; i = next++)
-        outcomes[i] = await this.verify(keys[i] ?? '', deadline);
+        outcomes[i] = await this.verifyKey(keys[i] ?? '', deadline);
     };
     await Promise.all(Array.from({ length: Math.min(MAX_KEYS_IN_FLIGHT_PER_REQUEST, keys.length) }, worker));
     return outcomes;
   }
 
-  /** One key; `deadline` bounds the registry work (server.requestDeadlineMs from now by default). */
-  async verify(
-    key: string,
-    deadline: AbortSignal = AbortSignal.timeout(this.config.server.requestDeadlineMs),
-  ): Promise<Outcome> {
+  /** One key; `signal` bounds the registry work (server.requestDeadlineMs from now by default). */
+  async verify(key: string, signal?: AbortSignal): Promise<Outcome> {
+    return this.verifyKey(key, new Deadline(this.config.server.requestDeadlineMs, signal));
+  }
+
+  private async verifyKey(key: string, deadline: Deadline): Promise<Outcome> {
     let ref: ImageReference;
     try {
       ref = parseReference(key);
@@ -126,8 +127,9 @@ export class Verifier {
     }
     const cacheKey = `${this.cacheNamespace}|${ref.normalized}`;
     const cached = await this.deps.cache.get(cacheKey);
-    if (cached === undefined && deadline.aborted) return { ok: false, error: deadlinePassed(ref) };
-    const result = cached ?? (await this.inflight.run(cacheKey, () => this.decide(ref, cacheKey, deadline)));
+    if (cached === undefined && deadline.passed) return { ok: false, error: deadlinePassed(ref) };
+    const result =
+      cached ?? (await this.inflight.run(cacheKey, () => this.decide(ref, cacheKey, deadline.signal)));
     return this.toOutcome(result, ref, cached !== undefined);
   }
 
@@ -297,6 +299,30 @@ function describeValidator(config: Config, rule: RuleConfig): string {
     .join(', ');
   const where = v.type === 'notaryv1' ? ` at ${v.host}` : '';
   return `${v.type} validator "${v.name}"${where}; trust roots: ${roots}; rule selects trustRoot "${rule.with?.trustRoot ?? 'default'}"`;
+}
+
+/**
+ * A request's deadline. Its AbortSignal, and the timer behind it, are made only when a key needs the
+ * registry: a request answered from the cache arms no timer (each armed one fires later and builds a
+ * DOMException; on the warm path that was a tenth of the provider's own CPU per request).
+ */
+class Deadline {
+  private readonly endsAt: number;
+
+  constructor(
+    ms: number,
+    private made?: AbortSignal,
+  ) {
+    this.endsAt = performance.now() + ms;
+  }
+
+  get passed(): boolean {
+    return this.made?.aborted ?? performance.now() >= this.endsAt;
+  }
+
+  get signal(): AbortSignal {
+    return (this.made ??= AbortSignal.timeout(Math.max(0, Math.ceil(this.endsAt - performance.now()))));
+  }
 }
 
 function deadlinePassed(ref: ImageReference): ProvenantError {

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseReference } from '../../../provider/src/reference/index.ts';
 import { OCI_INDEX, OCI_MANIFEST } from '../../../provider/src/registry/index.ts';
+import { startCountingProxy } from '../../harness/counting-proxy.ts';
 import { pushRandomImage, type PushedManifest } from '../../harness/images.ts';
 import { testRegistryClient, testSignal } from '../../harness/registry-client.ts';
 import { pushBlob, pushManifest, sha256Digest, type PushTarget } from '../../harness/oci-push.ts';
@@ -126,6 +127,64 @@ describe('referrers, both ways', () => {
       expect(all).toHaveLength(2);
     } finally {
       await c.close();
+    }
+  });
+
+  it('asks a registry without the referrers API once, then goes straight to the sha256-<hex> tag', async () => {
+    const proxy = await startCountingProxy(withoutApi.url);
+    const c = testRegistryClient([{ host: proxy.host, insecure: true }]);
+    try {
+      const first = await pushRandomImage(proxy.url, 'team/probe', 'v1');
+      const second = await pushRandomImage(proxy.url, 'team/probe', 'v2');
+      const sig = await pushArtifact(
+        { registryUrl: proxy.url, repository: 'team/probe' },
+        second,
+        SIGNATURE_TYPE,
+      );
+      await pushFallbackIndex({ registryUrl: proxy.url, repository: 'team/probe' }, second.digest, [sig]);
+      proxy.take();
+      expect(await c.listReferrers(parseReference(first.reference), first.digest, testSignal())).toEqual([]);
+      expect(proxy.take().byKind).toEqual({ 'GET referrers 404': 1, 'GET manifest 404': 1 });
+      const found = await c.listReferrers(parseReference(second.reference), second.digest, testSignal());
+      expect(found.map((d) => d.digest)).toEqual([sig.digest]);
+      expect(proxy.take().byKind).toEqual({ 'GET manifest 200': 1 });
+    } finally {
+      await c.close();
+      await proxy.close();
+    }
+  });
+
+  it("probes a registry once for the referrers API when a pod's images are asked about together", async () => {
+    const proxy = await startCountingProxy(withoutApi.url);
+    const c = testRegistryClient([{ host: proxy.host, insecure: true }]);
+    try {
+      const images = await Promise.all(
+        Array.from({ length: 5 }, (_, i) => pushRandomImage(proxy.url, `team/pod${i}`, 'v1')),
+      );
+      proxy.take();
+      const lists = await Promise.all(
+        images.map((image) => c.listReferrers(parseReference(image.reference), image.digest, testSignal())),
+      );
+      expect(lists).toEqual([[], [], [], [], []]);
+      expect(proxy.take().byKind).toEqual({ 'GET referrers 404': 1, 'GET manifest 404': 5 });
+    } finally {
+      await c.close();
+      await proxy.close();
+    }
+  });
+
+  it('keeps asking the referrers API of a registry that serves it', async () => {
+    const proxy = await startCountingProxy(withApi.url);
+    const c = testRegistryClient([{ host: proxy.host, insecure: true }]);
+    try {
+      const image = await pushRandomImage(proxy.url, 'team/api', 'v1');
+      proxy.take();
+      for (let i = 0; i < 2; i++)
+        await c.listReferrers(parseReference(image.reference), image.digest, testSignal());
+      expect(proxy.take().byKind).toEqual({ 'GET referrers 200': 2 });
+    } finally {
+      await c.close();
+      await proxy.close();
     }
   });
 

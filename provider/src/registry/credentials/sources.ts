@@ -5,7 +5,8 @@
  */
 import { spawn } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
-import { CoreV1Api, KubeConfig, Watch, type V1Secret } from '@kubernetes/client-node';
+import type * as Kube from '@kubernetes/client-node';
+import type { KubeConfig, V1Secret } from '@kubernetes/client-node';
 import { ProvenantError } from '../../types/errors.ts';
 import { parseDockerConfig, type BasicCredentials, type DockerConfig } from './docker-config.ts';
 
@@ -133,15 +134,12 @@ export class SecretCredentials implements CredentialSource {
   private loading: Promise<void> | undefined;
   private watch: AbortController | undefined;
   private closed = false;
-  private readonly kc: KubeConfig;
 
   constructor(
     private readonly namespace: string,
     private readonly name: string,
-    kubeConfig?: KubeConfig,
-  ) {
-    this.kc = kubeConfig ?? defaultKubeConfig();
-  }
+    private kc?: KubeConfig,
+  ) {}
 
   async get(registry: string, image: string, signal: AbortSignal): Promise<BasicCredentials | undefined> {
     if (this.current === undefined) {
@@ -171,6 +169,8 @@ export class SecretCredentials implements CredentialSource {
 
   private async load(): Promise<void> {
     try {
+      const { CoreV1Api } = await kubeClient();
+      this.kc ??= await defaultKubeConfig();
       const api = this.kc.makeApiClient(CoreV1Api);
       const secret = await api.readNamespacedSecret({ name: this.name, namespace: this.namespace });
       this.accept(secret);
@@ -201,7 +201,8 @@ export class SecretCredentials implements CredentialSource {
   }
 
   private async startWatch(resourceVersion: string | undefined): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.kc === undefined) return;
+    const { Watch } = await kubeClient();
     const path = `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/secrets`;
     const query: Record<string, string> = { fieldSelector: `metadata.name=${this.name}` };
     if (resourceVersion !== undefined) query['resourceVersion'] = resourceVersion;
@@ -224,7 +225,17 @@ export class SecretCredentials implements CredentialSource {
   }
 }
 
-function defaultKubeConfig(): KubeConfig {
+/**
+ * @kubernetes/client-node is loaded on the first Secret read, not at start: it adds about 65 MB of RSS
+ * and a second or more of module loading to every process, and only configs naming a Secret need it.
+ */
+let kubeModule: Promise<typeof Kube> | undefined;
+function kubeClient(): Promise<typeof Kube> {
+  return (kubeModule ??= import('@kubernetes/client-node'));
+}
+
+async function defaultKubeConfig(): Promise<KubeConfig> {
+  const { KubeConfig } = await kubeClient();
   const kc = new KubeConfig();
   kc.loadFromDefault();
   return kc;

@@ -8,9 +8,8 @@ import { constants, verify as verifySignature, X509Certificate } from 'node:cryp
 import { Decoder, encode, Tag } from 'cbor-x';
 import { flattenedVerify, errors as joseErrors, type FlattenedJWS } from 'jose';
 
-export const JWS_MEDIA_TYPE = 'application/jose+json';
-export const COSE_MEDIA_TYPE = 'application/cose';
-export const SIGNATURE_ARTIFACT_TYPE = 'application/vnd.cncf.notary.signature';
+import { COSE_MEDIA_TYPE, JWS_MEDIA_TYPE } from './media-types.ts';
+export { COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, SIGNATURE_ARTIFACT_TYPE } from './media-types.ts';
 /** The `cty` / COSE content type of the signed payload (signature-specification.md "Payload"). */
 export const PAYLOAD_MEDIA_TYPE = 'application/vnd.cncf.notary.payload.v1+json';
 

@@ -6,7 +6,7 @@
  * `tsa:NAME` → its `tsCert`); and `trustedIdentities` matched against the signing certificate's subject.
  */
 import type { X509Certificate } from 'node:crypto';
-import { LEVEL_ACTIONS, type Action, type Validation, type VerificationLevel } from './verify.ts';
+import { LEVEL_ACTIONS, type Action, type Validation, type VerificationLevel } from './levels.ts';
 
 export interface TrustPolicy {
   readonly name: string;

@@ -11,42 +11,9 @@ import { checkCodeSigningChain, invalidAt, InvalidChain, revocationSources, trus
 import { MalformedEnvelope, verifyEnvelope, type VerifiedEnvelope } from './envelope.ts';
 import { checkRevocation, type RevocationFetch } from './revocation.ts';
 import { InvalidTimestamp, verifyTimestamp, type VerifiedTimestamp } from './timestamp.ts';
+import type { Action, Validation } from './levels.ts';
 
-export type Validation = 'integrity' | 'authenticity' | 'authenticTimestamp' | 'expiry' | 'revocation';
-export type Action = 'enforce' | 'log' | 'skip';
-export type VerificationLevel = 'strict' | 'permissive' | 'audit' | 'skip';
-
-/** trust-store-trust-policy.md, the table under "signatureVerification". */
-export const LEVEL_ACTIONS: Readonly<Record<VerificationLevel, Readonly<Record<Validation, Action>>>> = {
-  strict: {
-    integrity: 'enforce',
-    authenticity: 'enforce',
-    authenticTimestamp: 'enforce',
-    expiry: 'enforce',
-    revocation: 'enforce',
-  },
-  permissive: {
-    integrity: 'enforce',
-    authenticity: 'enforce',
-    authenticTimestamp: 'log',
-    expiry: 'log',
-    revocation: 'log',
-  },
-  audit: {
-    integrity: 'enforce',
-    authenticity: 'log',
-    authenticTimestamp: 'log',
-    expiry: 'log',
-    revocation: 'log',
-  },
-  skip: {
-    integrity: 'skip',
-    authenticity: 'skip',
-    authenticTimestamp: 'skip',
-    expiry: 'skip',
-    revocation: 'skip',
-  },
-};
+export { LEVEL_ACTIONS, type Action, type Validation, type VerificationLevel } from './levels.ts';
 
 export interface TrustedCertificate {
   /** The trust root's name. */

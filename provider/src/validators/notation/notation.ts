@@ -12,24 +12,27 @@ import type { ImageReference } from '../../reference/index.ts';
 import type { Descriptor, Manifest, RegistryClient } from '../../registry/index.ts';
 import { EgressPolicy } from '../../registry/egress.ts';
 import { Transport } from '../../registry/transport.ts';
+// Values come from the small modules; the verifier itself (JOSE, COSE, CMS and X.509 parsing: jose,
+// cbor-x, pkijs, asn1js) is loaded on the first signature checked, so a process without Notation
+// signatures to check never holds it (see README.md, Performance).
+import { LEVEL_ACTIONS } from '../../trust/notation/levels.ts';
 import {
   COSE_MEDIA_TYPE,
   JWS_MEDIA_TYPE,
-  identityTrusted,
-  LEVEL_ACTIONS,
-  policyFor,
-  parseTrustPolicies,
-  parseCertificates,
   SIGNATURE_ARTIFACT_TYPE,
-  verifySignature,
-  type RevocationFetch,
-  type SignatureOutcome,
-  type TrustedCertificate,
+} from '../../trust/notation/media-types.ts';
+import { parseCertificates } from '../../trust/notation/trust-roots.ts';
+import {
+  identityTrusted,
+  parseTrustPolicies,
+  policyFor,
   type TrustPolicy,
-} from '../../trust/notation/index.ts';
+} from '../../trust/notation/trust-policy.ts';
+import type { RevocationFetch, SignatureOutcome, TrustedCertificate } from '../../trust/notation/index.ts';
 import { ProvenantError, type ErrorCode } from '../../types/errors.ts';
 import { merged, unlessBroken, type Fetched } from '../cosign/signatures.ts';
 import type { ValidationRequest, Validated, Validator } from '../types.ts';
+import type * as NotationVerify from '../../trust/notation/verify.ts';
 
 export type NotationValidatorConfig = Extract<ValidatorConfig, { type: 'notation' }>;
 
@@ -158,7 +161,7 @@ export class NotationValidator implements Validator {
       `${signatures.length} Notation signature(s) found for ${digest}; level ${level}; trusted certificates of: ${[...new Set(trusted.map((t) => t.name))].join(', ')}`,
     );
     for (const s of signatures) {
-      const outcome = await verifySignature(s.mediaType, s.envelope, options);
+      const outcome = await (await notationVerifier()).verifySignature(s.mediaType, s.envelope, options);
       traceStep(
         'signature',
         outcome.ok
@@ -314,4 +317,9 @@ function loadTrustPolicies(
       { cause: err },
     );
   }
+}
+
+let verifier: Promise<typeof NotationVerify> | undefined;
+function notationVerifier(): Promise<typeof NotationVerify> {
+  return (verifier ??= import('../../trust/notation/verify.ts'));
 }
