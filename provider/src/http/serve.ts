@@ -7,7 +7,7 @@ import type { Logger, Metrics } from '../observability/index.ts';
 import type { Runtime } from '../service/index.ts';
 import { toProvenantError } from '../types/errors.ts';
 import { buildServer } from './app.ts';
-import { servingTls } from './tls.ts';
+import { servingTls, type CertificateExpiries } from './tls.ts';
 
 export const CERT_POLL_INTERVAL_MS = 1000;
 
@@ -36,6 +36,7 @@ export interface StartOptions {
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const { host } = opts.server;
   const tls = servingTls(opts.server);
+  recordExpiries(opts.metrics, tls.expiries);
   const app = await buildServer({
     runtime: opts.runtime,
     metrics: opts.metrics,
@@ -50,7 +51,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const server = app.server as HttpsServer;
   const reload = (): void => {
     try {
-      server.setSecureContext({ ...tls.options, ...tls.reload() });
+      const { context, expiries } = tls.reload();
+      server.setSecureContext({ ...tls.options, ...context });
+      recordExpiries(opts.metrics, expiries);
       opts.logger.info({ files: tls.files }, 'serving certificate reloaded');
     } catch (err) {
       const error = toProvenantError(err);
@@ -73,4 +76,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       }
     },
   };
+}
+
+/** provenant_tls_certificate_expiry_timestamp_seconds follows the certificates actually served. */
+function recordExpiries(metrics: Metrics, expiries: CertificateExpiries): void {
+  for (const { certificate, notAfterSeconds } of expiries)
+    metrics.tlsCertificateExpiry.set({ certificate }, notAfterSeconds);
 }

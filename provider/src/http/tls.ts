@@ -3,6 +3,7 @@
  * self-generated development certificate for localhost written to a temp dir so clients can trust it.
  * TLS 1.3 is always available (Gatekeeper ≥ 3.11 requires it); 1.2 is the floor (Kyverno).
  */
+import { X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,14 +31,31 @@ export const DEFAULT_CIPHERS = [
   'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':');
 
+/** The `certificate` label of provenant_tls_certificate_expiry_timestamp_seconds. */
+export type ServedCertificate = 'serving' | 'client_ca';
+
+/** When each served certificate file stops being valid, for the expiry gauge. */
+export type CertificateExpiries = readonly { certificate: ServedCertificate; notAfterSeconds: number }[];
+
+/** What is served: the secure context's certificates and key, and when they expire. */
+export interface TlsMaterial {
+  readonly context: SecureContextOptions;
+  readonly expiries: CertificateExpiries;
+}
+
 export interface ServingTls {
   readonly options: TlsOptions;
+  /** When the certificates in `options` expire. */
+  readonly expiries: CertificateExpiries;
   /** Where the certificate came from, for the start-up line. */
   readonly description: string;
   /** Files to watch for rotation (empty for the development certificate). */
   readonly files: readonly string[];
-  /** Re-reads the files; throws CONFIG_UNREADABLE when they are unreadable. */
-  readonly reload: () => SecureContextOptions;
+  /**
+   * Re-reads the files; throws CONFIG_UNREADABLE when they are unreadable, CONFIG_INVALID when one
+   * holds no certificate.
+   */
+  readonly reload: () => TlsMaterial;
   /** server.tls.clientCA is set: /v1/* answer only clients whose certificate it signed. */
   readonly clientCertificateRequired: boolean;
 }
@@ -74,16 +92,24 @@ function checkedCiphers(tls: ServingTls, ciphers: string | undefined): ServingTl
 }
 
 function fileTls(config: TlsConfig): ServingTls {
-  const read = (): SecureContextOptions => ({
-    cert: readTlsFile(config.cert, 'server certificate'),
-    key: readTlsFile(config.key, 'server key'),
-    ...(config.clientCA === undefined ? {} : { ca: readTlsFile(config.clientCA, 'client CA') }),
-  });
+  const read = (): TlsMaterial => {
+    const cert = readTlsFile(config.cert, 'server certificate');
+    const key = readTlsFile(config.key, 'server key');
+    if (config.clientCA === undefined)
+      return { context: { cert, key }, expiries: [expiry('serving', cert, config.cert)] };
+    const ca = readTlsFile(config.clientCA, 'client CA');
+    return {
+      context: { cert, key, ca },
+      expiries: [expiry('serving', cert, config.cert), expiry('client_ca', ca, config.clientCA)],
+    };
+  };
   const files = [config.cert, config.key, ...(config.clientCA === undefined ? [] : [config.clientCA])];
   const clientCertificateRequired = config.clientCA !== undefined;
+  const { context, expiries } = read();
   return {
+    expiries,
     options: {
-      ...read(),
+      ...context,
       minVersion: config.minVersion,
       ciphers: config.ciphers ?? DEFAULT_CIPHERS,
       honorCipherOrder: true,
@@ -98,6 +124,35 @@ function fileTls(config: TlsConfig): ServingTls {
     reload: read,
     clientCertificateRequired,
   };
+}
+
+// RFC 7468 §2: textual encoding, one block per certificate of a chain or bundle.
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+/**
+ * The earliest notAfter (RFC 5280 §4.1.2.5) among the certificates of a PEM file: a chain or a CA
+ * bundle stops working, in part, when its first certificate expires. Throws CONFIG_INVALID for a file
+ * with no certificate node can parse.
+ */
+function expiry(certificate: ServedCertificate, pem: string, source: string): CertificateExpiries[number] {
+  const notAfter: number[] = [];
+  for (const [block] of pem.matchAll(PEM_CERTIFICATE)) {
+    try {
+      notAfter.push(Date.parse(new X509Certificate(block).validTo) / 1000);
+    } catch (err) {
+      throw new ProvenantError(
+        'CONFIG_INVALID',
+        `expected ${source} to hold PEM certificates, found one that does not parse: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
+  if (notAfter.length === 0 || notAfter.some(Number.isNaN))
+    throw new ProvenantError(
+      'CONFIG_INVALID',
+      `expected ${source} to hold PEM certificates with a notAfter date, found ${notAfter.length === 0 ? 'no "BEGIN CERTIFICATE" block' : 'an unreadable date'}`,
+    );
+  return { certificate, notAfterSeconds: Math.min(...notAfter) };
 }
 
 function readTlsFile(path: string, what: string): string {
@@ -136,12 +191,16 @@ function developmentTls(): ServingTls {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const certPath = join(dir, `tls-${process.pid}.crt`);
   writeFileSync(certPath, pems.cert);
-  const options = { cert: pems.cert, key: pems.private };
+  const material = {
+    context: { cert: pems.cert, key: pems.private },
+    expiries: [expiry('serving', pems.cert, certPath)],
+  };
   return {
-    options: { ...options, minVersion: 'TLSv1.2', ciphers: DEFAULT_CIPHERS, honorCipherOrder: true },
+    options: { ...material.context, minVersion: 'TLSv1.2', ciphers: DEFAULT_CIPHERS, honorCipherOrder: true },
+    expiries: material.expiries,
     description: `self-generated development certificate for localhost (trust it with --cacert ${certPath})`,
     files: [],
-    reload: () => options,
+    reload: () => material,
     clientCertificateRequired: false,
   };
 }

@@ -1,5 +1,5 @@
 /** Prometheus metrics (prom-client), one registry per server so tests and reloads never collide. */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -28,8 +28,16 @@ export class Metrics {
 
   readonly verifications = new Counter({
     name: 'provenant_verifications_total',
-    help: 'Image verifications by validator type and result (trusted, rejected, error), cached ones included.',
-    labelNames: ['validator', 'result', 'cached'] as const,
+    help: 'Image verifications by validator, result (trusted, rejected, error) and error code (none when trusted), cached ones included.',
+    // code: a ProvenantError code (types/errors.ts), a fixed set, so the series stay bounded; never an image.
+    labelNames: ['validator', 'result', 'cached', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly tlsCertificateExpiry = new Gauge({
+    name: 'provenant_tls_certificate_expiry_timestamp_seconds',
+    help: 'When the certificates Provenant serves stop being valid (Unix seconds; the earliest notAfter in each file): serving, and client_ca with server.tls.clientCA. Updated when they rotate.',
+    labelNames: ['certificate'] as const,
     registers: [this.registry],
   });
 

@@ -264,21 +264,21 @@ export class Verifier {
   }
 
   private toOutcome(result: CachedOutcome | ProvenantError, ref: ImageReference, cached: boolean): Outcome {
-    const count = (validator: string, outcome: string): void =>
-      this.deps.metrics?.verifications.inc({ validator, result: outcome, cached: String(cached) });
+    const count = (validator: string, outcome: string, code: ErrorCode | 'none'): void =>
+      this.deps.metrics?.verifications.inc({ validator, result: outcome, cached: String(cached), code });
     if (result instanceof ProvenantError) {
-      count('none', 'error');
+      count('none', 'error', result.code);
       return { ok: false, error: result };
     }
     if ('error' in result) {
-      count('none', 'rejected');
+      count('none', 'rejected', result.error.code);
       return {
         ok: false,
         error: new ProvenantError(result.error.code, result.error.message, { image: ref.original }),
       };
     }
     const verdict = result.verdict;
-    count(verdict.validator, 'trusted');
+    count(verdict.validator, 'trusted', 'none');
     const pinned =
       verdict.mode === 'insecureValidateOnly' ? ref.original : pinnedReference(ref, verdict.digest);
     return { ok: true, verdict: { ...verdict, pinned } };

@@ -67,6 +67,14 @@ async function verificationsCounted(metrics: Metrics, cached: 'true' | 'false'):
   return values.filter((v) => v.labels.cached === cached).reduce((sum, v) => sum + v.value, 0);
 }
 
+/** provenant_verifications_total's series as `result code cached` strings, with their counts. */
+async function verificationsByCode(metrics: Metrics): Promise<Record<string, number>> {
+  const { values } = await metrics.verifications.get();
+  return Object.fromEntries(
+    values.map((v) => [`${v.labels.result} ${v.labels.code} ${v.labels.cached}`, v.value]),
+  );
+}
+
 function verdictOf(outcome: Outcome): Verdict {
   if (!outcome.ok) throw new Error(`expected a verdict, found ${outcome.error.toItemError()}`);
   return outcome.verdict;
@@ -97,6 +105,30 @@ describe('verifier', () => {
     cleanups.push(server.close);
     return server;
   }
+
+  describe('counting verifications (provenant_verifications_total)', () => {
+    it('labels each with its error code, none when trusted, and never with the image', async () => {
+      const registry = await slowRegistry(manifestBytes('counted'));
+      const { verifier, metrics } = harness(registry.host);
+      verdictOf(await verifier.verify(`${registry.host}/team/app:v1`));
+      await verifier.verify('registry.test/denied/app:1');
+      await verifier.verify('registry.test/denied/app:1');
+      expect(await verificationsByCode(metrics)).toEqual({
+        'trusted none false': 1,
+        'rejected POLICY_STATIC_DENY false': 1,
+        'rejected POLICY_STATIC_DENY true': 1,
+      });
+      const text = await metrics.registry.getSingleMetricAsString('provenant_verifications_total');
+      expect(text).not.toContain('team/app');
+      expect(text).not.toContain('denied/app');
+    });
+
+    it('labels a transient failure with its code too', async () => {
+      const { verifier, metrics } = harness();
+      expect(errorCodeOf(await verifier.verify('127.0.0.1:1/team/app:v1'))).toBe('REGISTRY_UNREACHABLE');
+      expect(await verificationsByCode(metrics)).toEqual({ 'error REGISTRY_UNREACHABLE false': 1 });
+    });
+  });
 
   describe('caching', () => {
     it('caches a static deny and answers the second lookup from the cache', async () => {
