@@ -1,14 +1,16 @@
 /**
  * Serving TLS on a real listening server: which cipher suites are offered, who must present a client
- * certificate for which route, and where the development certificate may be served. Certificates
+ * certificate for which route, where the development certificate may be served, and the expiry gauge
+ * following the certificates served. Certificates
  * come from the real openssl CLI (test/harness/pki.ts).
  */
-import { rm } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
 import { connect, type ConnectionOptions } from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { issueCert, makeCa, type CertFiles } from '../../../test/harness/pki.ts';
+import { issueCert, issueCertWith, makeCa, type CertFiles } from '../../../test/harness/pki.ts';
 import { makeTempDir } from '../../../test/harness/process.ts';
 import { TokenReviewer } from '../../src/auth/index.ts';
 import { startServer, type RunningServer } from '../../src/http/index.ts';
@@ -51,7 +53,7 @@ afterEach(async () => {
 async function start(
   serverYaml: string,
   tokenReviewer?: TokenReviewer,
-): Promise<{ url: string; port: number }> {
+): Promise<{ url: string; port: number; metrics: Metrics }> {
   const config = configFromYaml(`${STATIC_ALLOW_DENY}policy:
   - pattern: "registry.test/allowed/*"
     validator: allow
@@ -68,7 +70,7 @@ ${serverYaml}`);
     tokenReviewer,
   });
   running.push({ server, runtime });
-  return { url: server.url, port: Number(new URL(server.url).port) };
+  return { url: server.url, port: Number(new URL(server.url).port), metrics };
 }
 
 const fileTls = (extra = ''): string =>
@@ -85,7 +87,76 @@ function handshake(port: number, opts: ConnectionOptions): Promise<string> {
   });
 }
 
+/** provenant_tls_certificate_expiry_timestamp_seconds, by its `certificate` label. */
+async function expiries(metrics: Metrics): Promise<Record<string, number>> {
+  const { values } = await metrics.tlsCertificateExpiry.get();
+  return Object.fromEntries(values.map((v) => [v.labels.certificate, v.value]));
+}
+
+const notAfterSeconds = (pem: string): number => Date.parse(new X509Certificate(pem).validTo) / 1000;
+
 describe('serving TLS', () => {
+  describe('certificate expiry (provenant_tls_certificate_expiry_timestamp_seconds)', () => {
+    it('reports when the serving certificate and the client CA expire', async () => {
+      const { metrics } = await start(fileTls(`, clientCA: ${ca.cert}`));
+      expect(await expiries(metrics)).toEqual({
+        serving: notAfterSeconds(serverCert.certPem),
+        client_ca: notAfterSeconds(ca.certPem),
+      });
+    });
+
+    it('reports the earliest expiry of a chain: the leaf and an intermediate that expires sooner', async () => {
+      const leaf = await issueCertWith(dir, ca, 'long-leaf', {
+        subject: '/CN=long-leaf',
+        extensions: 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n',
+        days: 30,
+      });
+      const chain = `${dir}/long-leaf-chain.crt`;
+      await writeFile(chain, `${leaf.certPem}${ca.certPem}`);
+      const { metrics } = await start(`  host: 127.0.0.1\n  tls: { cert: ${chain}, key: ${leaf.key} }\n`);
+      expect(notAfterSeconds(ca.certPem)).toBeLessThan(notAfterSeconds(leaf.certPem));
+      expect(await expiries(metrics)).toEqual({ serving: notAfterSeconds(ca.certPem) });
+    });
+
+    it('follows the serving certificate when it rotates', async () => {
+      const first = await issueCert(dir, ca, 'rotating', 'server');
+      const { metrics } = await start(
+        `  host: 127.0.0.1\n  tls: { cert: ${first.cert}, key: ${first.key} }\n`,
+      );
+      expect(await expiries(metrics)).toEqual({ serving: notAfterSeconds(first.certPem) });
+      const next = await issueCertWith(dir, ca, 'rotating-next', {
+        subject: '/CN=rotating-next',
+        extensions: 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n',
+        days: 9,
+      });
+      await writeFile(first.key, next.keyPem);
+      await writeFile(first.cert, next.certPem);
+      // The files are polled every CERT_POLL_INTERVAL_MS; a loaded machine may take several rounds.
+      await expect
+        .poll(() => expiries(metrics), { timeout: 20_000, interval: 200 })
+        .toEqual({ serving: notAfterSeconds(next.certPem) });
+    });
+
+    it('refuses to start with a certificate file that holds no certificate, as CONFIG_INVALID', async () => {
+      const empty = `${dir}/not-a-certificate.crt`;
+      await writeFile(empty, 'not a certificate\n');
+      await expect(
+        start(`  host: 127.0.0.1\n  tls: { cert: ${empty}, key: ${serverCert.key} }\n`),
+      ).rejects.toMatchObject({
+        code: 'CONFIG_INVALID',
+        message: expect.stringContaining(`expected ${empty} to hold PEM certificates`) as unknown,
+      });
+    });
+
+    it('reports the development certificate, valid for 30 days', async () => {
+      const { metrics } = await start('  host: 127.0.0.1\n');
+      const { serving } = await expiries(metrics);
+      const days = ((serving ?? 0) - Date.now() / 1000) / 86400;
+      expect(days).toBeGreaterThan(29);
+      expect(days).toBeLessThanOrEqual(30);
+    });
+  });
+
   describe('cipher suites (server.tls.ciphers)', () => {
     const tls12 = (ciphers: string): ConnectionOptions => ({ maxVersion: 'TLSv1.2', ciphers });
 
