@@ -90,7 +90,7 @@ function handshake(port: number, opts: ConnectionOptions): Promise<string> {
 /** provenant_tls_certificate_expiry_timestamp_seconds, by its `certificate` label. */
 async function expiries(metrics: Metrics): Promise<Record<string, number>> {
   const { values } = await metrics.tlsCertificateExpiry.get();
-  return Object.fromEntries(values.map((v) => [v.labels.certificate, v.value]));
+  return Object.fromEntries(values.map((v) => [String(v.labels.certificate), v.value]));
 }
 
 const notAfterSeconds = (pem: string): number => Date.parse(new X509Certificate(pem).validTo) / 1000;
