@@ -16,6 +16,7 @@ import {
   helm,
   helmOk,
   kubeconform,
+  type HelmBinary,
   manifestObjects,
   writeKubeconformSchemas,
 } from '../harness/helm.ts';
@@ -101,14 +102,17 @@ describe('the Helm chart', () => {
     await cluster?.stop();
   });
 
-  it('passes helm lint --strict', async () => {
-    const values = await valuesFile('lint.yaml', {
-      ...ALL_ON,
-      gatekeeper: { clientCA: { pem: gatekeeperCaPem } },
-    });
-    const out = await helmOk(['lint', '--strict', CHART_DIR, '-f', values]);
-    expect(out).toContain('1 chart(s) linted, 0 chart(s) failed');
-  });
+  it.each<HelmBinary>(['helm', 'helm4'])(
+    'passes %s lint --strict (helm is Helm 3, helm4 Helm 4)',
+    async (binary) => {
+      const values = await valuesFile('lint.yaml', {
+        ...ALL_ON,
+        gatekeeper: { clientCA: { pem: gatekeeperCaPem } },
+      });
+      const out = await helmOk(['lint', '--strict', CHART_DIR, '-f', values], undefined, binary);
+      expect(out).toContain('1 chart(s) linted, 0 chart(s) failed');
+    },
+  );
 
   it('renders only objects kubeconform accepts, strictly, against the API server schemas and the CRDs', async () => {
     const schemas = path.join(dir, 'schemas');
@@ -380,5 +384,26 @@ describe('the Helm chart', () => {
         expect(res.status, `${obj.kind} ${obj.metadata.name}`).toBe(404);
       }
     });
+  });
+
+  it('installs, upgrades keeping its certificate, and uninstalls with Helm 4 as well', async () => {
+    const namespace = 'provenant-helm4';
+    const values = await valuesFile('helm4.yaml', { gatekeeper: { clientCA: { pem: gatekeeperCaPem } } });
+    const tls = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'h4-provenant-tls', namespace } };
+    await helmOk(
+      ['install', 'h4', CHART_DIR, '-n', namespace, '--create-namespace', '-f', values],
+      cluster,
+      'helm4',
+    );
+    const first = (await cluster.get(tls)).body.data as Record<string, string>;
+    expect(first['tls.crt']).toBeDefined();
+    await helmOk(
+      ['upgrade', 'h4', CHART_DIR, '-n', namespace, '--reuse-values', '--set', 'replicaCount=2'],
+      cluster,
+      'helm4',
+    );
+    expect((await cluster.get(tls)).body.data).toEqual(first);
+    await helmOk(['uninstall', 'h4', '-n', namespace], cluster, 'helm4');
+    expect((await cluster.get(tls)).status).toBe(404);
   });
 });

@@ -57,14 +57,25 @@ async function tool(command: string, args: string[], env?: NodeJS.ProcessEnv): P
   }
 }
 
+/** The Helm releases the chart is tested with: `helm` is Helm 3, `helm4` Helm 4. */
+export type HelmBinary = 'helm' | 'helm4';
+
 /** `helm ARGS` against the cluster (its kubeconfig), with Helm's state kept out of $HOME. */
-export function helm(args: string[], cluster?: KubeCluster): Promise<ToolResult> {
-  return tool(toolPath('helm'), args, cluster === undefined ? {} : { KUBECONFIG: cluster.kubeconfig });
+export function helm(
+  args: string[],
+  cluster?: KubeCluster,
+  binary: HelmBinary = 'helm',
+): Promise<ToolResult> {
+  return tool(toolPath(binary), args, cluster === undefined ? {} : { KUBECONFIG: cluster.kubeconfig });
 }
 
 /** Like helm(), but fails with helm's own message unless it exits 0. */
-export async function helmOk(args: string[], cluster?: KubeCluster): Promise<string> {
-  const result = await helm(args, cluster);
+export async function helmOk(
+  args: string[],
+  cluster?: KubeCluster,
+  binary: HelmBinary = 'helm',
+): Promise<string> {
+  const result = await helm(args, cluster, binary);
   if (result.code !== 0) throw new Error(`helm ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
   return result.stdout;
 }

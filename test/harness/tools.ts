@@ -35,6 +35,7 @@ export type ToolName =
   | 'htpasswd'
   | 'token-server'
   | 'helm'
+  | 'helm4'
   | 'kubeconform'
   | 'hadolint'
   | 'podman'

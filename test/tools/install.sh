@@ -24,6 +24,7 @@ GO_TOOLS=(
   "github.com/docker/distribution/contrib/token-server|v2.8.3+incompatible|token-server||github.com/gorilla/mux@v1.8.1 github.com/sirupsen/logrus@v1.9.3 golang.org/x/crypto@v0.31.0 github.com/docker/libtrust@v0.0.0-20160708172513-aabc10ec26b7"
   # The Helm chart's tests: helm itself, and kubeconform (strict, schemas generated locally).
   "helm.sh/helm/v3/cmd/helm|v3.22.0|helm|"
+  "helm.sh/helm/v4/cmd/helm|v4.3.1|helm4|"
   "github.com/yannh/kubeconform/cmd/kubeconform|v0.8.0|kubeconform|"
 )
 
