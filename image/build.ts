@@ -157,18 +157,25 @@ async function npmAccess(): Promise<string[]> {
   return args;
 }
 
-/** buildah with its own storage under the cache (no daemon; vfs-free overlay on the host's disk). */
+/**
+ * The container storage buildah (and the tests' podman) use: their own, under the cache (no daemon;
+ * overlay on the host's disk).
+ */
+export const CONTAINER_STORAGE_FLAGS: readonly string[] = [
+  '--root',
+  path.join(IMAGE_CACHE_DIR, 'storage'),
+  '--runroot',
+  path.join(os.tmpdir(), 'provenant-buildah-run'),
+  '--storage-driver',
+  'overlay',
+];
+
+/** buildah with the storage above. */
 async function buildah(args: string[]): Promise<string> {
-  const storage = [
-    '--root',
-    path.join(IMAGE_CACHE_DIR, 'storage'),
-    '--runroot',
-    path.join(os.tmpdir(), 'provenant-buildah-run'),
-    '--storage-driver',
-    'overlay',
-  ];
   try {
-    const { stdout } = await run('buildah', [...storage, ...args], { maxBuffer: BUILD_MAX_BUFFER_BYTES });
+    const { stdout } = await run('buildah', [...CONTAINER_STORAGE_FLAGS, ...args], {
+      maxBuffer: BUILD_MAX_BUFFER_BYTES,
+    });
     return stdout;
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; message: string };

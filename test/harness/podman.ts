@@ -9,24 +9,14 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { IMAGE_CACHE_DIR } from '../../image/build.ts';
+import { CONTAINER_STORAGE_FLAGS } from '../../image/build.ts';
 import { toolPath } from './tools.ts';
 
 const run = promisify(execFile);
 const UNIFIED = '/sys/fs/cgroup/unified';
 const PODMAN_TIMEOUT_MS = 120_000;
-
-const STORAGE = [
-  '--root',
-  path.join(IMAGE_CACHE_DIR, 'storage'),
-  '--runroot',
-  path.join(os.tmpdir(), 'provenant-buildah-run'),
-  '--storage-driver',
-  'overlay',
-];
 
 /** Flags `podman run` needs here (see above). */
 export const RUN_FLAGS = [
@@ -45,11 +35,11 @@ function hybridWithControllers(): boolean {
 /** The command line for `podman ARGS`, in a private mount namespace when crun needs it. */
 function command(args: readonly string[]): [string, string[]] {
   const podman = toolPath('podman');
-  if (!hybridWithControllers()) return [podman, [...STORAGE, ...args]];
+  if (!hybridWithControllers()) return [podman, [...CONTAINER_STORAGE_FLAGS, ...args]];
   const script = `umount ${UNIFIED} && exec "$0" "$@"`;
   return [
     'unshare',
-    ['--mount', '--propagation', 'private', 'sh', '-c', script, podman, ...STORAGE, ...args],
+    ['--mount', '--propagation', 'private', 'sh', '-c', script, podman, ...CONTAINER_STORAGE_FLAGS, ...args],
   ];
 }
 
