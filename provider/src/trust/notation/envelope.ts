@@ -220,7 +220,11 @@ function targetArtifact(payload: Buffer): VerifiedEnvelope['targetArtifact'] {
 function certificate(der: unknown): X509Certificate {
   try {
     if (!isBytes(der)) throw new Error('not DER bytes');
-    return new X509Certificate(Buffer.from(der));
+    const cert = new X509Certificate(Buffer.from(der));
+    // X509Certificate parses a key it cannot decode (an unknown algorithm OID) and throws only when
+    // publicKey is read: read it here so such a chain is malformed, not an exception of the verifier.
+    void cert.publicKey;
+    return cert;
   } catch (err) {
     throw new MalformedEnvelope(`unreadable certificate in the chain: ${(err as Error).message}`);
   }
