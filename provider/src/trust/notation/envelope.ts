@@ -5,6 +5,7 @@
  * the RFC 9052 §4.4 Sig_structure. Both yield the same fields; only a verified envelope is returned.
  */
 import { constants, verify as verifySignature, X509Certificate } from 'node:crypto';
+import { inspect } from 'node:util';
 import { Decoder, encode, Tag } from 'cbor-x';
 import { flattenedVerify, errors as joseErrors, type FlattenedJWS } from 'jose';
 
@@ -87,7 +88,7 @@ async function verifyJws(bytes: Buffer): Promise<VerifiedEnvelope> {
   }
   const p = result.protectedHeader as Record<string, unknown>;
   if (p['cty'] !== PAYLOAD_MEDIA_TYPE)
-    throw new MalformedEnvelope(`expected cty ${PAYLOAD_MEDIA_TYPE}, found ${String(p['cty'])}`);
+    throw new MalformedEnvelope(`expected cty ${PAYLOAD_MEDIA_TYPE}, found ${shown(p['cty'])}`);
   const timestamp = header['io.cncf.notary.timestampSignature'];
   return {
     format: 'jws',
@@ -130,9 +131,7 @@ function verifyCose(bytes: Buffer): VerifiedEnvelope {
   const unprotectedHeaders = unprotected as Map<unknown, unknown>;
   const alg = COSE_ALGORITHMS.get(protectedHeaders.get(COSE_HEADER.alg) as number);
   if (alg === undefined)
-    throw new MalformedEnvelope(
-      `unsupported COSE algorithm ${String(protectedHeaders.get(COSE_HEADER.alg))}`,
-    );
+    throw new MalformedEnvelope(`unsupported COSE algorithm ${shown(protectedHeaders.get(COSE_HEADER.alg))}`);
   const crit: unknown = protectedHeaders.get(COSE_HEADER.crit);
   if (
     !Array.isArray(crit) ||
@@ -140,7 +139,7 @@ function verifyCose(bytes: Buffer): VerifiedEnvelope {
       (k: unknown) => typeof k !== 'string' || !KNOWN_CRITICAL.includes(k) || !protectedHeaders.has(k),
     )
   )
-    throw new MalformedEnvelope(`unknown or absent critical COSE headers ${JSON.stringify(crit)}`);
+    throw new MalformedEnvelope(`unknown or absent critical COSE headers ${shown(crit)}`);
   if (protectedHeaders.get(COSE_HEADER.contentType) !== PAYLOAD_MEDIA_TYPE)
     throw new MalformedEnvelope(`expected content type ${PAYLOAD_MEDIA_TYPE}`);
   const x5chain: unknown = unprotectedHeaders.get(COSE_HEADER.x5chain);
@@ -186,7 +185,7 @@ function signedAttributes(
 ): Pick<VerifiedEnvelope, 'signingScheme' | 'signingTime' | 'expiry'> {
   if (typeof scheme !== 'string' || !SIGNING_SCHEMES.has(scheme))
     throw new MalformedEnvelope(
-      `expected signing scheme notary.x509 or notary.x509.signingAuthority, found ${String(scheme)}`,
+      `expected signing scheme notary.x509 or notary.x509.signingAuthority, found ${shown(scheme)}`,
     );
   if (!Array.isArray(crit) || !crit.includes('io.cncf.notary.signingScheme'))
     throw new MalformedEnvelope('the signing scheme is not marked critical');
@@ -221,7 +220,11 @@ function targetArtifact(payload: Buffer): VerifiedEnvelope['targetArtifact'] {
 function certificate(der: unknown): X509Certificate {
   try {
     if (!isBytes(der)) throw new Error('not DER bytes');
-    return new X509Certificate(Buffer.from(der));
+    const cert = new X509Certificate(Buffer.from(der));
+    // X509Certificate parses a key it cannot decode (an unknown algorithm OID) and throws only when
+    // publicKey is read: read it here so such a chain is malformed, not an exception of the verifier.
+    void cert.publicKey;
+    return cert;
   } catch (err) {
     throw new MalformedEnvelope(`unreadable certificate in the chain: ${(err as Error).message}`);
   }
@@ -236,6 +239,17 @@ function parseJson(bytes: Buffer): Record<string, unknown> {
   }
   if (!isRecord(value)) throw new MalformedEnvelope('expected a JSON object');
   return value;
+}
+
+/**
+ * A header value as an error message shows it. Headers are attacker-chosen: JSON.stringify throws on a
+ * CBOR bignum and String() on `{"toString": 1}`, so they are inspected, never stringified.
+ */
+function shown(value: unknown): string {
+  return inspect(value, { depth: 2, breakLength: Infinity, maxArrayLength: 8, maxStringLength: 100 }).slice(
+    0,
+    300,
+  );
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
