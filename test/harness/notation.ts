@@ -9,6 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { createServer } from 'node:http';
+import { makeCa } from './pki.ts';
 import { LOOPBACK_HOST, startProcess, type ServerProcess } from './process.ts';
 import { toolPath } from './tools.ts';
 
@@ -106,25 +107,7 @@ export async function notationChainSigner(
       out,
       ...extra,
     );
-  await openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'root.key',
-    '-out',
-    'root.crt',
-    '-subj',
-    `/CN=${name} root`,
-    '-days',
-    '2',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  );
+  await makeCa(ca, 'root', { subject: `/CN=${name} root`, key: 'rsa2048' });
   await openssl(
     'req',
     '-new',

@@ -22,31 +22,42 @@ async function files(dir: string, name: string): Promise<CertFiles> {
   return { cert, key, certPem: await readFile(cert, 'utf8'), keyPem: await readFile(key, 'utf8') };
 }
 
-export function makeCa(dir: string, name: string): Promise<CertFiles> {
+/** The key a self-signed certificate gets: P-256 (the default), or RSA 2048 where a chain mixes both. */
+export type KeyKind = 'p256' | 'rsa2048';
+
+const NEW_KEY: Record<KeyKind, readonly string[]> = {
+  p256: ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'],
+  rsa2048: ['-newkey', 'rsa:2048'],
+};
+
+/** A CA certificate `<dir>/<name>.crt` (key `<name>.key`), valid two days. */
+export function makeCa(
+  dir: string,
+  name: string,
+  opts: { subject?: string; key?: KeyKind } = {},
+): Promise<CertFiles> {
   return selfSignedCert(dir, name, {
+    ...opts,
     days: 2,
     extensions: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'],
   });
 }
 
-/** A self-signed P-256 certificate `<dir>/<name>.crt` (key `<name>.key`), CN = name. */
+/** A self-signed certificate `<dir>/<name>.crt` (key `<name>.key`), CN = name unless `subject` says. */
 export async function selfSignedCert(
   dir: string,
   name: string,
-  opts: { days: number; extensions?: readonly string[] },
+  opts: { days: number; extensions?: readonly string[]; subject?: string; key?: KeyKind },
 ): Promise<CertFiles> {
   await run('openssl', [
     'req',
     '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
+    ...NEW_KEY[opts.key ?? 'p256'],
     '-nodes',
     '-days',
     String(opts.days),
     '-subj',
-    `/CN=${name}`,
+    opts.subject ?? `/CN=${name}`,
     '-keyout',
     path.join(dir, `${name}.key`),
     '-out',

@@ -10,6 +10,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { makeCa } from './pki.ts';
 import { LOOPBACK_HOST } from './process.ts';
 
 const run = promisify(execFile);
@@ -52,25 +53,7 @@ export async function startTimestampAuthority(dir: string): Promise<TimestampAut
     path.join(tsa, 'ext.cnf'),
     'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=critical,timeStamping\n',
   );
-  await openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'root.key',
-    '-out',
-    'root.crt',
-    '-subj',
-    '/CN=test TSA root',
-    '-days',
-    '2',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  );
+  await makeCa(tsa, 'root', { subject: '/CN=test TSA root', key: 'rsa2048' });
   await openssl(
     'req',
     '-new',
