@@ -389,6 +389,39 @@ server:
     );
   });
 
+  it('verifies and pins a container kubectl debug adds to a running Pod (pods/ephemeralcontainers)', async () => {
+    const created = await cluster.create(pod('debugged', trusted.reference));
+    expect(created.status, message(created.body)).toBe(201);
+    const debug = (name: string, image: string): object => ({
+      spec: { ephemeralContainers: [{ name, image, stdin: true, tty: true }] },
+    });
+    const refused = await cluster.patch(
+      pod('debugged', trusted.reference),
+      debug('shell', untrusted.reference),
+      {
+        subresource: 'ephemeralcontainers',
+      },
+    );
+    expect(refused.status, message(refused.body)).toBe(403);
+    expect(message(refused.body)).toContain(
+      `[verified-images] ephemeralContainers "shell" has an untrusted image "${untrusted.reference}": POLICY_STATIC_DENY`,
+    );
+    const added = await cluster.patch(
+      pod('debugged', trusted.reference),
+      debug('debugger', trusted.reference),
+      {
+        subresource: 'ephemeralcontainers',
+      },
+    );
+    expect(added.status, message(added.body)).toBe(200);
+    const stored = (await cluster.get(pod('debugged', trusted.reference))).body as {
+      spec: { ephemeralContainers?: { name: string; image: string }[] };
+    };
+    expect(stored.spec.ephemeralContainers?.map((c) => [c.name, c.image])).toEqual([
+      ['debugger', `${trusted.reference}@${trusted.digest}`],
+    ]);
+  });
+
   it('fails closed when Provenant is unreachable, and open with failurePolicy Ignore', async () => {
     // A tag never asked for, so no Gatekeeper cache entry can answer for Provenant.
     const fresh = await pushRandomImage(registry.url, 'trusted/app', 'outage');

@@ -20,7 +20,13 @@ import {
   writeKyvernoToken,
   type RunningKyverno,
 } from '../harness/kyverno.ts';
-import { startKubeCluster, waitFor, type KubeCluster, type KubeObject } from '../harness/kube.ts';
+import {
+  startKubeCluster,
+  waitFor,
+  type KubeCluster,
+  type KubeObject,
+  type KubeResponse,
+} from '../harness/kube.ts';
 import { issueCert, makeCa } from '../harness/pki.ts';
 import { makeTempDir } from '../harness/process.ts';
 import { PROJECT_ROOT, startProvenant, type RunningProvenant } from '../harness/provenant.ts';
@@ -104,16 +110,21 @@ describe('Kyverno with Provenant', () => {
   let configFile: string;
   let active: KubeObject[] = [];
 
-  /** The shipped policy, pointed at this Provenant (its URL; the ClusterPolicies' caBundle). */
-  async function shipped(file: string, failurePolicy?: 'Ignore'): Promise<KubeObject> {
-    const [policy] = await manifests(file);
-    if (policy === undefined) throw new Error(`${file} holds no object`);
-    const text = JSON.stringify(policy)
-      .replaceAll(SHIPPED_URL, provenant.url)
-      .replaceAll('"caBundle":""', `"caBundle":${JSON.stringify(providerCaPem)}`);
-    const out = JSON.parse(text) as KubeObject & { spec: { failurePolicy?: string } };
-    if (failurePolicy !== undefined) out.spec.failurePolicy = failurePolicy;
-    return out;
+  /**
+   * The shipped policies of a file (the CEL files hold a second one for pods/ephemeralcontainers),
+   * pointed at this Provenant (its URL; the ClusterPolicies' caBundle).
+   */
+  async function shipped(file: string, failurePolicy?: 'Ignore'): Promise<KubeObject[]> {
+    const policies = await manifests(file);
+    if (policies.length === 0) throw new Error(`${file} holds no object`);
+    return policies.map((policy) => {
+      const text = JSON.stringify(policy)
+        .replaceAll(SHIPPED_URL, provenant.url)
+        .replaceAll('"caBundle":""', `"caBundle":${JSON.stringify(providerCaPem)}`);
+      const out = JSON.parse(text) as KubeObject & { spec: { failurePolicy?: string } };
+      if (failurePolicy !== undefined) out.spec.failurePolicy = failurePolicy;
+      return out;
+    });
   }
 
   const verdict = async (obj: KubeObject): Promise<number> =>
@@ -155,7 +166,7 @@ describe('Kyverno with Provenant', () => {
   ): Promise<void> {
     const failurePolicy = failOpen === undefined ? undefined : 'Ignore';
     await usePolicies(
-      [await shipped(POLICIES[gen].verify, failurePolicy), await shipped(POLICIES[gen].pin)],
+      [...(await shipped(POLICIES[gen].verify, failurePolicy)), ...(await shipped(POLICIES[gen].pin))],
       failOpen?.enforced ?? enforcing,
     );
   }
@@ -293,6 +304,35 @@ server:
       expect(message(refused.body)).toContain(
         `volumes "models" has an untrusted image "${untrusted.reference}"`,
       );
+    });
+
+    it('verifies and pins a container kubectl debug adds to a running Pod (pods/ephemeralcontainers)', async () => {
+      const name = `${gen}-debugged`;
+      const created = await cluster.create(pod(name, { app: trusted.reference }));
+      expect(created.status, message(created.body)).toBe(201);
+      const debug = (container: string, image: string, dryRun = false): Promise<KubeResponse> =>
+        cluster.patch(
+          pod(name, {}),
+          { spec: { ephemeralContainers: [{ name: container, image, stdin: true, tty: true }] } },
+          { subresource: 'ephemeralcontainers', dryRun },
+        );
+      // Kyverno registers a policy's webhook rules asynchronously: the subresource's may come last.
+      await waitFor('the pods/ephemeralcontainers webhooks', ENFORCED_TIMEOUT_MS, async () =>
+        denied(await debug('probe', untrusted.reference, true)) ? true : undefined,
+      );
+      const refused = await debug('shell', untrusted.reference);
+      expect(denied(refused), message(refused.body)).toBe(true);
+      expect(message(refused.body)).toContain(
+        `ephemeralContainers "shell" has an untrusted image "${untrusted.reference}": POLICY_STATIC_DENY`,
+      );
+      const added = await debug('debugger', trusted.reference);
+      expect(added.status, message(added.body)).toBe(200);
+      const stored = (await cluster.get(pod(name, {}))).body as {
+        spec: { ephemeralContainers?: { name: string; image: string }[] };
+      };
+      expect(stored.spec.ephemeralContainers?.map((c) => [c.name, c.image])).toEqual([
+        ['debugger', `${trusted.reference}@${trusted.digest}`],
+      ]);
     });
 
     it('fails closed when Provenant is down, and open with failurePolicy Ignore', async () => {

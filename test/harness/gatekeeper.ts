@@ -114,9 +114,18 @@ export async function waitForCrd(cluster: KubeCluster, name: string): Promise<vo
   });
 }
 
-/** Pods and workloads only: enough for these suites, and nothing else waits on Gatekeeper. */
+/**
+ * Pods and workloads only: enough for these suites, and nothing else waits on Gatekeeper. Containers
+ * `kubectl debug` adds come through the pods/ephemeralcontainers subresource, which a `pods` rule does
+ * not match: Gatekeeper's chart lists it in validatingWebhookSubResources and
+ * mutatingWebhookSubResources by default, and so does this.
+ */
 const RULES = [
-  { apiGroups: [''], apiVersions: ['v1'], resources: ['pods', 'replicationcontrollers'] },
+  {
+    apiGroups: [''],
+    apiVersions: ['v1'],
+    resources: ['pods', 'pods/ephemeralcontainers', 'replicationcontrollers'],
+  },
   {
     apiGroups: ['apps'],
     apiVersions: ['v1'],

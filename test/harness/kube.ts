@@ -41,6 +41,15 @@ export interface KubeCluster {
   get(obj: KubeObject): Promise<KubeResponse>;
   /** PUT: replaces the stored object (an update, which watchers see as MODIFIED). */
   replace(obj: KubeObject): Promise<KubeResponse>;
+  /**
+   * PATCH with a strategic merge patch (what kubectl sends), of the object or of one of its
+   * subresources: `kubectl debug` adds a container with one to `pods/NAME/ephemeralcontainers`.
+   */
+  patch(
+    obj: KubeObject,
+    patch: object,
+    opts?: { subresource?: string; dryRun?: boolean },
+  ): Promise<KubeResponse>;
   remove(obj: KubeObject): Promise<KubeResponse>;
   /** GET of any API path (e.g. /openapi/v2). */
   getPath(path: string): Promise<KubeResponse>;
@@ -87,11 +96,16 @@ export async function startKubeCluster(): Promise<KubeCluster> {
     apiserver = await startApiServer(dir, etcd.url, serving, token, port);
     const url = `https://${LOOPBACK_HOST}:${port}`;
     const agent = new Agent({ connect: { ca: ca.certPem } });
-    const call = async (method: string, p: string, body?: unknown): Promise<KubeResponse> => {
+    const call = async (
+      method: string,
+      p: string,
+      body?: unknown,
+      contentType = 'application/json',
+    ): Promise<KubeResponse> => {
       const res = await request(`${url}${p}`, {
         method: method as 'GET',
         dispatcher: agent,
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${token}`, 'content-type': contentType },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
       const text = await res.body.text();
@@ -121,6 +135,13 @@ export async function startKubeCluster(): Promise<KubeCluster> {
         call('POST', `${resourcePath(obj)}${opts?.dryRun === true ? '?dryRun=All' : ''}`, obj),
       get: (obj) => call('GET', `${resourcePath(obj)}/${obj.metadata.name}`),
       replace: (obj) => call('PUT', `${resourcePath(obj)}/${obj.metadata.name}`, obj),
+      patch: (obj, patch, opts) =>
+        call(
+          'PATCH',
+          `${resourcePath(obj)}/${obj.metadata.name}${opts?.subresource === undefined ? '' : `/${opts.subresource}`}${opts?.dryRun === true ? '?dryRun=All' : ''}`,
+          patch,
+          'application/strategic-merge-patch+json',
+        ),
       remove: (obj) => call('DELETE', `${resourcePath(obj)}/${obj.metadata.name}`),
       getPath: (p) => call('GET', p),
       apply: async (obj) => {

@@ -140,3 +140,26 @@ test_automatic_unchanged_approval_does_not_apply_to_create if {
 	obj := {"review": {"operation": "CREATE", "object": old_or_new(untrusted)}, "parameters": {"automaticUnchangedApproval": true}}
 	count(violations(obj)) == 1
 }
+
+# `kubectl debug` adds a container through the pods/ephemeralcontainers subresource: Gatekeeper reviews
+# an UPDATE of kind Pod with subResource "ephemeralcontainers", whose object is the whole Pod (the API
+# server keeps the stored spec but for spec.ephemeralContainers).
+debug(image) := {"review": {
+	"operation": "UPDATE",
+	"kind": {"group": "", "version": "v1", "kind": "Pod"},
+	"resource": {"group": "", "version": "v1", "resource": "pods"},
+	"subResource": "ephemeralcontainers",
+	"oldObject": pod([{"name": "app", "image": trusted}]),
+	"object": object.union(pod([{"name": "app", "image": trusted}]), {"spec": {"ephemeralContainers": [{"name": "debugger", "image": image}]}}),
+}}
+
+test_an_untrusted_ephemeral_container_added_through_the_subresource_is_denied if {
+	v := violations(debug(untrusted))
+	count(v) == 1
+	some m in v
+	contains(m.msg, sprintf(`ephemeralContainers "debugger" has an untrusted image "%v"`, [untrusted]))
+}
+
+test_a_trusted_ephemeral_container_added_through_the_subresource_is_allowed if {
+	count(violations(debug(trusted))) == 0
+}
