@@ -306,7 +306,7 @@ server:
       );
     });
 
-    it('verifies and pins a container kubectl debug adds to a running Pod (pods/ephemeralcontainers)', async () => {
+    it('verifies and pins the containers kubectl debug adds to a running Pod (pods/ephemeralcontainers)', async () => {
       const name = `${gen}-debugged`;
       const created = await cluster.create(pod(name, { app: trusted.reference }));
       expect(created.status, message(created.body)).toBe(201);
@@ -326,13 +326,17 @@ server:
         `ephemeralContainers "shell" has an untrusted image "${untrusted.reference}"`,
       );
       expect(message(refused.body)).toContain('POLICY_STATIC_DENY');
-      const added = await debug('debugger', trusted.reference);
-      expect(added.status, message(added.body)).toBe(200);
+      // A second one too: the first, already pinned, is left as it is (the API server refuses any change).
+      for (const container of ['debugger', 'second']) {
+        const added = await debug(container, trusted.reference);
+        expect(added.status, message(added.body)).toBe(200);
+      }
       const stored = (await cluster.get(pod(name, {}))).body as {
         spec: { ephemeralContainers?: { name: string; image: string }[] };
       };
       expect(stored.spec.ephemeralContainers?.map((c) => [c.name, c.image])).toEqual([
         ['debugger', `${trusted.reference}@${trusted.digest}`],
+        ['second', `${trusted.reference}@${trusted.digest}`],
       ]);
     });
 

@@ -148,7 +148,7 @@ describe('the Kyverno policies', () => {
       } finally {
         await agent.close();
       }
-      expect(compared).toBe(4);
+      expect(compared).toBe(5);
     });
   });
 });
