@@ -640,7 +640,7 @@ function kyvernoSettings(s: GatekeeperSettings): string[] {
   const validateMode = selector?.operator === 'In';
   return [
     s.enforcementAction === 'warn'
-      ? 'detectionMode: provenant-verify-images: spec.validationActions: [Audit, Warn]; provenant-verify-images-clusterpolicy: spec.validationFailureAction: Audit'
+      ? 'detectionMode: provenant-verify-images and provenant-verify-ephemeral-containers: spec.validationActions: [Audit, Warn]; provenant-verify-images-clusterpolicy: spec.validationFailureAction: Audit'
       : 'enforcement: Deny (the shipped default)',
     s.podsOnly
       ? 'podsOnly: both CEL policies: spec.autogen.podControllers.controllers: []; both ClusterPolicies: annotation pod-policies.kyverno.io/autogen-controllers: none'
@@ -653,6 +653,6 @@ function kyvernoSettings(s: GatekeeperSettings): string[] {
       : 'on UPDATE: every image verified (the shipped default)',
     s.failurePolicy === 'Fail'
       ? 'Provenant unreachable: deny (failurePolicy: Fail, the shipped default)'
-      : 'Provenant unreachable: admit: spec.failurePolicy: Ignore on the verify policy',
+      : 'Provenant unreachable: admit: spec.failurePolicy: Ignore on the verify policies (both of the CEL file)',
   ];
 }
