@@ -213,10 +213,12 @@ describe('parsing large registry documents off the event loop', () => {
 
   it('holds the event loop for less than 20 ms per 4 MiB manifest: the parse happens elsewhere', async () => {
     for (const body of [slowManifest(1), bigManifest(1)]) {
-      const started = performance.now();
+      // Main-thread CPU time, not wall time: on a busy machine other processes' turns on the CPU
+      // would count in a wall-clock figure, and they are not what this code controls.
+      const started = mainThreadCpuMs();
       // Everything parse does before its first await runs now, on this thread.
       const parsing = (async () => parse(body))().catch((err: unknown) => err);
-      const synchronousMs = performance.now() - started;
+      const synchronousMs = mainThreadCpuMs() - started;
       await parsing;
       expect(synchronousMs).toBeLessThan(EVENT_LOOP_BUDGET_MS);
     }
