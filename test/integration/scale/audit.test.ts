@@ -88,11 +88,6 @@ describe("Gatekeeper's audit: 10,000 distinct images in requests of 1,000 keys",
       { repo: 'static/admitted', tags: 4000, verdict: (digest) => ({ digest }) },
       { repo: 'elsewhere/app', tags: 5000, verdict: () => ({ deny: 'POLICY_STATIC_DENY' }) },
     ];
-    const keyLists = await inParallel(sets, 2, (set) => makeKeys(set));
-    const total = keyLists.reduce((n, list) => n + list.length, 0);
-    for (let i = 0; expected.size < total; i++)
-      for (const list of keyLists) if (list[i] !== undefined) expected.set(...list[i]!);
-
     const configPath = path.join(dir, 'provenant.yaml');
     await writeFile(
       configPath,
@@ -113,7 +108,16 @@ describe("Gatekeeper's audit: 10,000 distinct images in requests of 1,000 keys",
         'log: { level: error }',
       ].join('\n'),
     );
-    provenant = await startProvenant(['node', 'bin/provenant.mjs', 'serve', '--config', configPath]);
+    // The process starts while the tags are pushed: a start and the pushes take seconds each here.
+    const [keyLists] = await Promise.all([
+      inParallel(sets, 2, (set) => makeKeys(set)),
+      startProvenant(['node', 'bin/provenant.mjs', 'serve', '--config', configPath]).then(
+        (started) => (provenant = started),
+      ),
+    ]);
+    const total = keyLists.reduce((n, list) => n + list.length, 0);
+    for (let i = 0; expected.size < total; i++)
+      for (const list of keyLists) if (list[i] !== undefined) expected.set(...list[i]!);
     dispatcher = devCertAgent(provenant);
     proxy.take();
 
@@ -121,11 +125,11 @@ describe("Gatekeeper's audit: 10,000 distinct images in requests of 1,000 keys",
     const batches = Array.from({ length: Math.ceil(keys.length / KEYS_PER_REQUEST) }, (_, i) =>
       keys.slice(i * KEYS_PER_REQUEST, (i + 1) * KEYS_PER_REQUEST),
     );
-    const started = performance.now();
+    const auditStart = performance.now();
     answers = await inParallel(batches, REQUESTS_IN_FLIGHT, (batch) =>
       verify(provenant.url, dispatcher, batch, AUDIT_DEADLINE_MS + 10_000),
     );
-    wallMs = performance.now() - started;
+    wallMs = performance.now() - auditStart;
     counts = proxy.take();
     console.log(
       `audit: ${keys.length} keys in ${(wallMs / 1000).toFixed(1)} s, ${counts.total} registry requests, ` +
