@@ -23,7 +23,7 @@ import { startDistributionRegistry, type RegistryServer } from '../../harness/re
 import { errorCode, verify, type ProviderAnswer } from '../../harness/world.ts';
 
 const MAX_RETRIES = 2;
-const DEADLINE_MS = 4000;
+const DEADLINE_MS = 5000;
 /** Scheduling on a loaded machine: an answer may come this much after its bound. */
 const SLACK_MS = 1500;
 /** Timers fire no earlier than asked, but the two arrivals are stamped by a busy process. */
