@@ -161,10 +161,23 @@ async function makeWarmTags(proxy: CountingProxy, key: CosignKey, count: number)
   const pushed = await pushRandomImage(proxy.url, repo, 'w0');
   await cosignSign(`${proxy.host}/${repo}@${pushed.digest}`, key, 'legacy');
   const tags = Array.from({ length: count }, (_, i) => `w${i}`);
-  await inParallel(tags.slice(1), TAG_PUSH_CONCURRENCY, (tag) =>
-    pushManifest({ registryUrl: proxy.url, repository: repo }, tag, pushed.manifest, pushed.mediaType),
-  );
+  await pushTags(proxy.url, repo, pushed, tags.slice(1));
   return tags.map((tag) => `${proxy.host}/${repo}:${tag}`);
+}
+
+/**
+ * Tags an image already in `repository` under each of `tags` (one manifest PUT each, a few at a time):
+ * distinct image keys, each a cold tag resolve for a verifier, for the price of one signature.
+ */
+export async function pushTags(
+  registryUrl: string,
+  repository: string,
+  image: PushedManifest,
+  tags: readonly string[],
+): Promise<void> {
+  await inParallel(tags, TAG_PUSH_CONCURRENCY, (tag) =>
+    pushManifest({ registryUrl, repository }, tag, image.manifest, image.mediaType),
+  );
 }
 
 /** Maps `items` through `work`, at most `concurrency` at a time, keeping order. */

@@ -5,7 +5,10 @@
  *         registry requests per image, counted at the registry (a counting proxy in front of it);
  *   warm: 1 to 1,000 cached keys per verify and mutate request at a fixed concurrency: req/s, p50/p99,
  *         server CPU per request, event-loop delay; RSS after warm-up and with 10,000 cached images;
- *         start-to-ready.
+ *         start-to-ready;
+ *   shared cache (Provenant only): replicas sharing a redis-server on loopback: a second replica
+ *         answering keys the first verified (1 to 100 per request, p50/p99, registry requests), and the
+ *         registry requests of images each verified by three replicas.
  * Prints a Markdown table and writes the figures as JSON (bench/results/<date>.json; quick runs to the
  * temp dir unless --out says where).
  *   --quick (or BENCH_QUICK=1)   a smoke run in well under a minute: fewer images, rounds and seconds
@@ -36,6 +39,8 @@ import {
   type Route,
 } from './measure.ts';
 import { figure, machine, table, type Figure, type Results } from './report.ts';
+import { createClient } from 'redis';
+import { startRedis, type RedisServer } from '../harness/redis.ts';
 import {
   floorStarter,
   provenantStarter,
@@ -64,6 +69,10 @@ export interface Plan extends Sizes {
   /** Distinct cached images for the memory figure (beyond the warm keys). */
   readonly rssImages: number;
   readonly concurrency: number;
+  /** Requests per size (1, 10, 100 keys) a second replica answers from Redis, each with keys it never saw. */
+  readonly sharedRounds: number;
+  /** Images each verified by three replicas sharing Redis. */
+  readonly replicaImages: number;
 }
 
 /** Cold fills go in requests this small, so no system's request deadline decides the figure. */
@@ -73,11 +82,17 @@ const FILL_ATTEMPTS = 3;
 /** Gatekeeper's audit sends the keys of many objects at once: the memory figure uses its shape. */
 const AUDIT_BATCH = 1000;
 const MB = 2 ** 20;
+/** The replicas' cache HMAC key (cache.hmacKey): any 32+ characters, the same for every replica. */
+const BENCH_HMAC_KEY = 'provenant-bench-hmac-key-0123456789abcdef';
+const REDIS_CONNECT_TIMEOUT_MS = 15_000;
 
 function plan(quick: boolean, kinds: readonly Kind[], overrides: Partial<Plan> = {}): Plan {
   const warmSizes = overrides.warmSizes ?? (quick ? [1, 10, 100] : [1, 10, 100, 1000]);
   const rssImages = overrides.rssImages ?? (quick ? 200 : 10_000);
+  const sharedRounds = overrides.sharedRounds ?? (quick ? 10 : 40);
+  const replicaImages = overrides.replicaImages ?? (quick ? 100 : 1000);
   const largest = Math.max(...warmSizes);
+  const sharedKeys = sharedSizes(warmSizes).reduce((n, size) => n + size * sharedRounds, 0);
   return {
     kinds,
     podImages: quick ? 4 : 10,
@@ -86,10 +101,17 @@ function plan(quick: boolean, kinds: readonly Kind[], overrides: Partial<Plan> =
     warmSizes,
     loadMs: quick ? 500 : 5000,
     rssImages,
-    warmTags: largest + rssImages,
+    warmTags: largest + rssImages + sharedKeys + replicaImages,
     concurrency: 4,
+    sharedRounds,
+    replicaImages,
     ...overrides,
   };
+}
+
+/** Request sizes of the shared-cache figures: the warm sizes up to 100 keys. */
+function sharedSizes(warmSizes: readonly number[]): number[] {
+  return warmSizes.filter((size) => size <= 100);
 }
 
 /** Which systems verify which kinds: Ratify has no Notary v1 or static verifier, nor cosign v3 bundles. */
@@ -106,6 +128,7 @@ export async function runBench(opts: BenchOptions): Promise<Results> {
     );
   const dir = await makeTempDir('bench');
   let fixtures: Fixtures | undefined;
+  let redis: RedisServer | undefined;
   try {
     const ca = await makeCa(dir, 'bench-ca');
     const tls: BenchTls = { ca, server: await issueCert(dir, ca, 'bench-server', 'server') };
@@ -120,8 +143,22 @@ export async function runBench(opts: BenchOptions): Promise<Results> {
             ? await ratifyStarter(fixtures, tls)
             : floorStarter(tls);
     }
-    return await measureAll(opts, p, fixtures, starters, log);
+    const results = await measureAll(opts, p, fixtures, starters, log);
+    if (!opts.systems.includes('provenant')) return results;
+    redis = await startRedis();
+    const replica = await provenantStarter(fixtures, tls, {
+      name: 'provenant-replica',
+      redisUrl: redis.url,
+      hmacKey: BENCH_HMAC_KEY,
+    });
+    const shared = await sharedCacheFigures(p, fixtures, replica, redis, log);
+    return {
+      ...results,
+      figures: [...results.figures, ...shared.figures],
+      registryRequests: { ...results.registryRequests, ...shared.registryRequests },
+    };
   } finally {
+    await redis?.stop();
     await fixtures?.close();
     await rm(dir, { recursive: true, force: true });
   }
@@ -247,6 +284,10 @@ async function measureAll(
       rssImages: p.rssImages,
       ratify: 'v1.4.6, ratify serve (CLI config), --cache-enabled --cache-ttl 600s, RATIFY_LOG_LEVEL=error',
       provenant: 'node bin/provenant.mjs serve (as `npm start`), log level error',
+      redis:
+        'redis-server (Debian) on loopback, no persistence: Provenant replicas with cache.redis for the shared-cache figures',
+      sharedRounds: p.sharedRounds,
+      replicaImages: p.replicaImages,
       floor: 'node test/bench/floor.ts: node:https, JSON.parse, one fixed value per key',
     },
     figures,
@@ -353,6 +394,96 @@ async function warmFigures(
     ),
   );
   return figures;
+}
+
+/**
+ * Replicas sharing one Redis, each a fresh `provenant serve` with cache.redis. Replica A verifies keys
+ * (cold, through the registry); replica B, which never saw them, answers them in requests of 1 to 100
+ * keys, one request at a time: latency of an answer from Redis, and the registry requests it caused
+ * (none expected). Then fresh images, verified by A, B and a third replica C in turn: registry requests
+ * per image across the three (one replica's worth expected).
+ */
+async function sharedCacheFigures(
+  p: Plan,
+  fixtures: Fixtures,
+  start: SystemStarter,
+  redis: RedisServer,
+  log: (line: string) => void,
+): Promise<{ figures: Figure[]; registryRequests: Record<string, Record<string, number>> }> {
+  const sizes = sharedSizes(p.warmSizes);
+  let next = Math.max(...p.warmSizes) + p.rssImages;
+  const take = (count: number): string[] => fixtures.warmKeys.slice(next, (next += count));
+  const rounds = sizes.map((size) => Array.from({ length: p.sharedRounds }, () => take(size)));
+  const replicaKeys = take(p.replicaImages);
+  const inspector = createClient({ url: redis.url });
+  await inspector.connect();
+  const replicas: System[] = [];
+  const startReplica = async (): Promise<System> => {
+    const replica = await start();
+    replicas.push(replica);
+    await redisClients(inspector, replicas.length + 1);
+    return replica;
+  };
+  try {
+    const [a, b] = [await startReplica(), await startReplica()];
+    log(`bench: replica A verifies ${rounds.flat(2).length} keys; replica B answers them from Redis`);
+    await fill(a, rounds.flat(2));
+    fixtures.proxy.take();
+    const agent = b.agent(1);
+    const figures: Figure[] = [];
+    for (const [i, size] of sizes.entries()) {
+      const latencies: number[] = [];
+      for (const keys of rounds[i] ?? []) latencies.push(await ask(b, agent, 'verify', keys));
+      const at = `second replica, ${size}-key verify of keys the first verified (Redis)`;
+      figures.push(
+        figure(`shared-${size}-p50`, `${at}, p50`, 'ms', 'lower', { provenant: percentile(latencies, 0.5) }),
+        figure(`shared-${size}-p99`, `${at}, p99`, 'ms', 'lower', { provenant: percentile(latencies, 0.99) }),
+      );
+    }
+    figures.push(
+      figure(
+        'shared-registry-requests',
+        `registry requests while the second replica answered ${rounds.flat(2).length} keys the first verified`,
+        'requests',
+        'lower',
+        { provenant: fixtures.proxy.take().total },
+      ),
+    );
+    const c = await startReplica();
+    log(`bench: ${replicaKeys.length} images verified by three replicas sharing Redis, in turn`);
+    const perReplica: Record<string, number> = {};
+    for (const [name, replica] of [
+      ['A', a],
+      ['B', b],
+      ['C', c],
+    ] as const) {
+      await fill(replica, replicaKeys);
+      perReplica[`replica ${name}`] = fixtures.proxy.take().total / replicaKeys.length;
+    }
+    figures.push(
+      figure(
+        'replicas-registry-requests',
+        `registry requests per image, ${replicaKeys.length} images each verified by three replicas sharing Redis`,
+        'requests',
+        'lower',
+        { provenant: Object.values(perReplica).reduce((sum, n) => sum + n, 0) },
+      ),
+    );
+    return { figures, registryRequests: { 'provenant three replicas sharing Redis': perReplica } };
+  } finally {
+    for (const replica of replicas) await replica.stop();
+    await inspector.close();
+  }
+}
+
+/** Waits until redis-server has `count` clients (the replicas connect in the background at start). */
+async function redisClients(inspector: ReturnType<typeof createClient>, count: number): Promise<void> {
+  const deadline = performance.now() + REDIS_CONNECT_TIMEOUT_MS;
+  while ((await inspector.clientList()).filter((c) => c.flags === 'N').length < count) {
+    if (performance.now() > deadline)
+      throw new Error(`redis-server did not see ${count} clients within ${REDIS_CONNECT_TIMEOUT_MS} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** Verifies `keys` once, a few requests at a time, so they are cached. */

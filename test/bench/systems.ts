@@ -56,8 +56,19 @@ const ROUTES: Record<SystemName, Record<'verify' | 'mutate', string>> = {
   floor: { verify: '/verify', mutate: '/mutate' },
 };
 
+/** A replica sharing its verdicts through Redis (`cache.redis`), with its own config file `name`.yaml. */
+export interface SharedCache {
+  readonly name: string;
+  readonly redisUrl: string;
+  readonly hmacKey: string;
+}
+
 /** Provenant's config: every kind's repositories routed to its validator, nothing else admitted. */
-export async function provenantStarter(fixtures: Fixtures, tls: BenchTls): Promise<SystemStarter> {
+export async function provenantStarter(
+  fixtures: Fixtures,
+  tls: BenchTls,
+  shared?: SharedCache,
+): Promise<SystemStarter> {
   const host = fixtures.proxy.host;
   const notary = fixtures.notary;
   const rule = (kind: Kind, validator: string, extra = ''): string =>
@@ -82,11 +93,11 @@ export async function provenantStarter(fixtures: Fixtures, tls: BenchTls): Promi
     'server:',
     `  { host: ${LOOPBACK_HOST}, port: 0, tls: { cert: "${tls.server.cert}", key: "${tls.server.key}", minVersion: TLSv1.3 } }`,
     `registries: [{ host: "${host}", insecure: true }]`,
-    `cache: { ttlSeconds: ${CACHE_TTL_S}, maxEntries: 20000 }`,
+    `cache: { ttlSeconds: ${CACHE_TTL_S}, maxEntries: 20000${shared === undefined ? '' : `, redis: "${shared.redisUrl}", hmacKey: "${shared.hmacKey}"`} }`,
     'sigstore: { offline: true }',
     'log: { level: error }',
   ].join('\n');
-  const configPath = path.join(fixtures.dir, 'provenant.yaml');
+  const configPath = path.join(fixtures.dir, `${shared?.name ?? 'provenant'}.yaml`);
   await writeFile(configPath, config);
   return async () => {
     const port = await freePort();

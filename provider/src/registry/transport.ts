@@ -70,11 +70,14 @@ export class Transport {
   });
   private readonly slots: RequestSlots;
 
+  private readonly perRegistry: number;
+
   constructor(private readonly options: TransportOptions) {
+    this.perRegistry =
+      options.maxConcurrentRequestsPerRegistry ?? DEFAULT_MAX_CONCURRENT_REQUESTS_PER_REGISTRY;
     this.slots = new RequestSlots({
       maxConcurrentRequests: options.maxConcurrentRequests ?? DEFAULT_MAX_CONCURRENT_REQUESTS,
-      maxConcurrentRequestsPerRegistry:
-        options.maxConcurrentRequestsPerRegistry ?? DEFAULT_MAX_CONCURRENT_REQUESTS_PER_REGISTRY,
+      maxConcurrentRequestsPerRegistry: this.perRegistry,
     });
   }
 
@@ -120,6 +123,9 @@ export class Transport {
           ...(ca === undefined ? {} : { ca }),
         },
         keepAliveTimeout: KEEP_ALIVE_MS,
+        // No more connections than requests in flight to the host: a connection undici still counts as
+        // busy (its answer just read) must not make it open another; a request waits for a free one.
+        connections: this.perRegistry,
       });
       this.agents.set(key, agent);
     }

@@ -2,7 +2,8 @@
  * Bounds on simultaneous registry requests (per host and overall), the deadline spent waiting for one,
  * and the bounded maps (agents per origin, tokens per scope) that outlive requests.
  */
-import type { ServerResponse } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 import { describe, expect, it } from 'vitest';
 
@@ -114,6 +115,36 @@ describe('registry request slots', () => {
     expect(t.load.waiting).toBe(0);
     release();
     await expect(first).resolves.toMatchObject({ status: 200 });
+  });
+
+  it('opens no more connections to a registry than maxConcurrentRequestsPerRegistry, request after request', async () => {
+    // A plain server, to count its connections (the hostile one records requests only).
+    let open = 0;
+    let peak = 0;
+    let answered = 0;
+    const server = createServer((_req, res) => {
+      answered++;
+      res.end('{}');
+    });
+    server.on('connection', (socket) => {
+      peak = Math.max(peak, ++open);
+      socket.once('close', () => open--);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    onCleanup(
+      () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+    );
+    const registry = { host: `127.0.0.1:${(server.address() as AddressInfo).port}` } as HostileServer;
+    const t = transport({ global: 64, perHost: 2 });
+    const signal = AbortSignal.timeout(10_000);
+    for (let round = 0; round < 20; round++)
+      await Promise.all(Array.from({ length: 8 }, (_, i) => t.send(get(registry, signal, round * 8 + i))));
+    expect(answered).toBe(160);
+    expect(peak).toBeLessThanOrEqual(2);
   });
 
   it('keeps at most 256 connection pools, however many origins images name', async () => {

@@ -18,7 +18,15 @@ describe('npm run bench --quick (Provenant and the floor, static validator)', ()
       systems: ['provenant', 'floor'],
       kinds: ['static'],
       log: () => undefined,
-      overrides: { podImages: 3, singleImages: 2, warmSizes: [1, 10], loadMs: 300, rssImages: 40 },
+      overrides: {
+        podImages: 3,
+        singleImages: 2,
+        warmSizes: [1, 10],
+        loadMs: 300,
+        rssImages: 40,
+        sharedRounds: 3,
+        replicaImages: 20,
+      },
     });
   }, 170_000);
 
@@ -71,6 +79,16 @@ describe('npm run bench --quick (Provenant and the floor, static validator)', ()
         value('warm-verify-10-p99', system) ?? 0,
       );
     }
+  });
+
+  it('has replicas sharing Redis answer what another verified without the registry', () => {
+    for (const id of ['shared-1-p50', 'shared-10-p99']) expect(value(id, 'provenant'), id).toBeGreaterThan(0);
+    expect(value('shared-registry-requests', 'provenant')).toBe(0);
+    // Three replicas ask the registry about an image as often as the first one alone does.
+    const perReplica = results.registryRequests['provenant three replicas sharing Redis'] ?? {};
+    expect(perReplica['replica A']).toBeGreaterThan(0);
+    expect(perReplica).toMatchObject({ 'replica B': 0, 'replica C': 0 });
+    expect(value('replicas-registry-requests', 'provenant')).toBe(perReplica['replica A']);
   });
 
   it('counts one registry request per tag-referenced image for the static validator (the tag → digest)', () => {
