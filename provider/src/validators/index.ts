@@ -24,6 +24,11 @@ export interface ValidatorDeps {
   readonly sigstore?: SigstoreTrust | undefined;
   /** The `registries:` section: a Notary server's credentials come from its entry there. */
   readonly registries?: readonly RegistryConfig[] | undefined;
+  /**
+   * The `cache:` section: cosign shares a digest's verified signatures between its tags for no longer
+   * than the shorter of the two verdict TTLs (0: only while in flight).
+   */
+  readonly cache?: { readonly ttlSeconds: number; readonly negativeTtlSeconds: number } | undefined;
 }
 
 /** What this replica has seen of Notary trust data outlives config reloads (rollback protection). */
@@ -39,6 +44,10 @@ export function createValidator(config: ValidatorConfig, deps: ValidatorDeps): V
       return new CosignValidator(config, {
         registry: deps.registry,
         sigstore: deps.sigstore ?? (publicGood ??= new SigstoreTrust()),
+        memoTtlMs:
+          deps.cache === undefined
+            ? 0
+            : Math.min(deps.cache.ttlSeconds, deps.cache.negativeTtlSeconds) * 1000,
       });
     case 'notaryv1':
       return new NotaryV1Validator(config, {

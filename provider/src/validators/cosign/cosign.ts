@@ -4,7 +4,7 @@
  * threshold / required rules. The answer is the admitted digest and the roots that vouched for it.
  */
 import { traceStep } from '../../observability/trace.ts';
-import type { ValidatorConfig } from '../../config/index.ts';
+import type { RuleOptionsConfig, ValidatorConfig } from '../../config/index.ts';
 import { parseReference } from '../../reference/index.ts';
 import type { ImageReference } from '../../reference/index.ts';
 import type { RegistryClient } from '../../registry/index.ts';
@@ -14,6 +14,7 @@ import { overrideTrustedRoot, type SigstoreTrust, type TrustOverrides } from '..
 import { ProvenantError, type ErrorCode } from '../../types/errors.ts';
 import type { ValidationRequest, Validated, Validator } from '../types.ts';
 import { loadAttestationRequirement } from './attestation-config.ts';
+import { DigestMemo } from './digest-memo.ts';
 import { checkAttestation, fetchAttestations, type AttestationRequirement } from './attestations.ts';
 import { evaluatePolicy, selectRoots, type PolicyOutcome } from './policy.ts';
 import { fetchSignatures, signatureId, type CosignSignature } from './signatures.ts';
@@ -21,6 +22,34 @@ import { checkSignature, FAILURE_RANK, type Check, type CheckOptions, type RootM
 
 type CosignValidatorConfig = Extract<ValidatorConfig, { type: 'cosign' }>;
 type Rejection = Extract<Check, { ok: false }> & { readonly source: string };
+
+/** What was found and checked for one repository@digest under one rule's options (see gather). */
+interface Evidence {
+  /** Readable signatures found. */
+  readonly found: number;
+  readonly tampered: readonly ProvenantError[];
+  readonly outcome: PolicyOutcome;
+  readonly rejections: ReadonlyMap<string, Rejection>;
+  /** The attestation check, when one is required and the signatures met the policy. */
+  readonly attestation?: AttestationEvidence | undefined;
+  /** The Sigstore trusted root the checks consulted, if any. */
+  readonly trustedRoot?: TrustedRoot | undefined;
+}
+
+type AttestationEvidence =
+  | { readonly ok: true }
+  | {
+      readonly ok: false;
+      readonly predicateType: string;
+      readonly signers: readonly string[];
+      readonly found: number;
+      readonly failures: readonly string[];
+      readonly denied: boolean;
+      readonly tampered: readonly ProvenantError[];
+    };
+
+/** Results remembered per validator: the distinct digests of about one audit request. */
+const MEMO_ENTRIES = 2048;
 
 export interface CosignValidatorDeps {
   readonly registry: RegistryClient;
@@ -30,6 +59,12 @@ export interface CosignValidatorDeps {
    * loaded; when absent, the validator's `attestation:` config block is loaded instead.
    */
   readonly attestation?: AttestationRequirement | undefined;
+  /**
+   * How long the signatures verified for one repository@digest answer other tags of it (DigestMemo):
+   * at most the shortest verdict TTL (`cache.ttlSeconds`, `cache.negativeTtlSeconds`). 0 or absent:
+   * shared only while in flight.
+   */
+  readonly memoTtlMs?: number | undefined;
 }
 
 export class CosignValidator implements Validator {
@@ -40,12 +75,14 @@ export class CosignValidator implements Validator {
   private readonly overrides: TrustOverrides | undefined;
   /** The shared root with this validator's `host.*` overrides applied, recomputed when it is refreshed. */
   private overridden: { base: TrustedRoot; root: TrustedRoot } | undefined;
+  private readonly memo: DigestMemo<Evidence>;
 
   constructor(
     config: CosignValidatorConfig,
     private readonly deps: CosignValidatorDeps,
   ) {
     this.name = config.name;
+    this.memo = new DigestMemo({ ttlMs: deps.memoTtlMs ?? 0, max: MEMO_ENTRIES });
     this.attestation =
       deps.attestation !== undefined
         ? Promise.resolve(deps.attestation)
@@ -90,26 +127,47 @@ export class CosignValidator implements Validator {
 
   async validate({ image, rule, signal }: ValidationRequest): Promise<Validated> {
     const digest = await this.deps.registry.resolveDigest(image, signal);
-    const selection = selectRoots(rule.with, [...this.roots.keys()]);
+    const { value: evidence, shared } = await this.memo.run(
+      memoKey(image, digest, rule.with),
+      signal,
+      () => this.gather(image, digest, rule.with, signal),
+      (e) => e.trustedRoot === undefined || e.trustedRoot === this.trustedRoot(),
+    );
+    if (shared)
+      traceStep(
+        'signature',
+        `the signatures of ${image.registry}/${image.repository}@${digest} were verified for this rule by a concurrent or recent request: its result is used`,
+      );
+    return this.judge(evidence, image, digest);
+  }
+
+  /**
+   * Everything the verdict depends on besides the name the image was asked by: fetched and checked once
+   * per repository, digest and rule options (DigestMemo). Throws only when it could not look (transient
+   * or access failures), which is never remembered.
+   */
+  private async gather(
+    image: ImageReference,
+    digest: string,
+    ruleOptions: RuleOptionsConfig | undefined,
+    signal: AbortSignal,
+  ): Promise<Evidence> {
+    const selection = selectRoots(ruleOptions, [...this.roots.keys()]);
     const { items: signatures, tampered } = await fetchSignatures(this.deps.registry, image, digest, signal);
     traceStep(
       'signature',
       `${signatures.length} cosign signature(s) found for ${digest}${tampered.length > 0 ? `, ${tampered.length} skipped: bytes not matching their digest` : ''}; roots checked: ${selection.roots.join(', ')}${selection.threshold > 0 ? `, distinct signers needed: ${selection.threshold}` : ''}${selection.required.length > 0 ? `, required: ${selection.required.join(', ')}` : ''}`,
     );
-    if (signatures.length === 0) {
-      throwIfTampered(tampered, image, digest, 'no readable cosign signature');
-      throw this.error(
-        'COSIGN_NO_SIGNATURES',
-        image,
-        `image ${image.original} (${digest}) has no cosign signature: expected a ${digest.replace(':', '-')}.sig tag or a Sigstore bundle referrer, found neither`,
-      );
-    }
+    let trustedRoot: TrustedRoot | undefined;
     const options: CheckOptions = {
       digest,
-      verifyTlog: rule.with?.verifyInTransparencyLog ?? true,
-      verifySct: rule.with?.verifySCT ?? true,
-      trustedRoot: () => this.trustedRoot(),
+      verifyTlog: ruleOptions?.verifyInTransparencyLog ?? true,
+      verifySct: ruleOptions?.verifySCT ?? true,
+      // Recorded, so that a remembered result is not reused once a TUF refresh replaced the root.
+      trustedRoot: () => (trustedRoot = this.trustedRoot()),
     };
+    if (signatures.length === 0)
+      return { found: 0, tampered, outcome: { ok: false, reason: 'none' }, rejections: new Map() };
     const valid = new Map<string, ReadonlySet<string>>();
     const rejections = new Map<string, Rejection>();
     for (const name of selection.roots) {
@@ -119,13 +177,30 @@ export class CosignValidator implements Validator {
     }
     const outcome = evaluatePolicy(selection, valid, (root) => this.signerOf(root));
     traceStep('signature', `policy: ${describeOutcome(outcome)}`);
+    const requirement = await this.attestation;
+    const attestation =
+      outcome.ok && requirement !== undefined
+        ? await this.checkAttestations(image, digest, outcome.signers, options, requirement, signal)
+        : undefined;
+    return { found: signatures.length, tampered, outcome, rejections, attestation, trustedRoot };
+  }
+
+  /** The verdict for the image as it was asked for: its digest and signers, or an error naming it. */
+  private judge(evidence: Evidence, image: ImageReference, digest: string): Validated {
+    const { outcome, tampered, attestation } = evidence;
+    if (evidence.found === 0) {
+      throwIfTampered(tampered, image, digest, 'no readable cosign signature');
+      throw this.error(
+        'COSIGN_NO_SIGNATURES',
+        image,
+        `image ${image.original} (${digest}) has no cosign signature: expected a ${digest.replace(':', '-')}.sig tag or a Sigstore bundle referrer, found neither`,
+      );
+    }
     if (!outcome.ok) {
       throwIfTampered(tampered, image, digest, 'too few valid cosign signatures');
-      throw this.rejection(outcome, image, digest, rejections);
+      throw this.rejection(outcome, image, digest, evidence.rejections);
     }
-    const requirement = await this.attestation;
-    if (requirement !== undefined)
-      await this.checkAttestations(image, digest, outcome.signers, options, requirement, signal);
+    if (attestation !== undefined && !attestation.ok) throw this.attestationError(attestation, image, digest);
     return { digest, signers: outcome.signers };
   }
 
@@ -137,7 +212,7 @@ export class CosignValidator implements Validator {
     options: CheckOptions,
     requirement: AttestationRequirement,
     signal: AbortSignal,
-  ): Promise<void> {
+  ): Promise<AttestationEvidence> {
     const { items: attestations, tampered } = await fetchAttestations(
       this.deps.registry,
       image,
@@ -151,25 +226,41 @@ export class CosignValidator implements Validator {
       if (root === undefined) continue;
       for (const attestation of attestations) {
         const check = checkAttestation(attestation, root, options, requirement);
-        if (check.ok) return;
+        if (check.ok) return { ok: true };
         if (check.failure === 'policy') denied = true;
         if (check.failure !== 'malformed' || attestations.length === 1)
           failures.push(`${name}: ${check.detail} (${attestation.source})`);
       }
     }
-    throwIfTampered(tampered, image, digest, `no valid ${requirement.predicateType} attestation`);
-    const found = failures.length === 0 ? '' : ` (${failures.join('; ')})`;
-    if (denied) {
-      throw this.error(
+    return {
+      ok: false,
+      predicateType: requirement.predicateType,
+      signers,
+      found: attestations.length,
+      failures,
+      denied,
+      tampered,
+    };
+  }
+
+  private attestationError(
+    a: Extract<AttestationEvidence, { ok: false }>,
+    image: ImageReference,
+    digest: string,
+  ): ProvenantError {
+    throwIfTampered(a.tampered, image, digest, `no valid ${a.predicateType} attestation`);
+    const found = a.failures.length === 0 ? '' : ` (${a.failures.join('; ')})`;
+    if (a.denied) {
+      return this.error(
         'COSIGN_ATTESTATION_DENIED',
         image,
-        `image ${image.original} (${digest}) has a verified ${requirement.predicateType} attestation, but the policy rejects its predicate: expected an attestation the policy allows${found}`,
+        `image ${image.original} (${digest}) has a verified ${a.predicateType} attestation, but the policy rejects its predicate: expected an attestation the policy allows${found}`,
       );
     }
-    throw this.error(
+    return this.error(
       'COSIGN_ATTESTATION_MISSING',
       image,
-      `image ${image.original} (${digest}) has no ${requirement.predicateType} attestation by its signers (${signers.join(', ')}): expected one, found ${attestations.length} attestation(s) or bundles, none valid${found}`,
+      `image ${image.original} (${digest}) has no ${a.predicateType} attestation by its signers (${a.signers.join(', ')}): expected one, found ${a.found} attestation(s) or bundles, none valid${found}`,
     );
   }
 
@@ -356,6 +447,15 @@ function throwIfTampered(
     `image ${image.original} (${digest}) has ${found}, and ${tampered.length} signature object(s) in the registry were tampered with: ${first.message}`,
     { image: image.original, cause: first },
   );
+}
+
+/**
+ * What a shared result may answer: the same repository and digest at the same registry, under rule
+ * options that are the same, verbatim (options written differently only miss the memo). The validator
+ * (its roots, attestation policy, host overrides) is fixed per memo, which belongs to the instance.
+ */
+export function memoKey(image: ImageReference, digest: string, options: RuleOptionsConfig | undefined): string {
+  return JSON.stringify([image.registry, image.repository, digest, options ?? null]);
 }
 
 function sameRepository(dockerReference: string, image: ImageReference): boolean {

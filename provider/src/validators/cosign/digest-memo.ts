@@ -1,0 +1,83 @@
+/**
+ * Cosign signatures belong to `repository@digest`, not to a tag: Gatekeeper's audit sends many tags of
+ * one image, and a pod may name an image by tag and by digest. This memo lets them share one fetch and
+ * one verification of the signatures, while it is in flight and for a short while after.
+ *
+ * Why sharing cannot admit what a fresh verification would deny:
+ * - the key is (registry, repository, digest, the rule's options verbatim); the memo belongs to one
+ *   validator instance, which a config reload replaces, so trust roots, attestation policy and `host`
+ *   overrides are fixed for its lifetime; the Sigstore trusted root a result was computed with is
+ *   re-checked on every hit (`stillValid`), so a TUF refresh is never answered from the old one;
+ * - only completed evidence is kept: a failure (an outage, a rate limit, an aborted request) is never
+ *   remembered, the next caller verifies again;
+ * - entries live no longer than the shortest verdict TTL (the caller passes it; 0 keeps nothing once
+ *   settled), and at most `max` of them.
+ */
+import { LRUCache } from 'lru-cache';
+
+export interface DigestMemoOptions {
+  /** How long a settled result is reused; never longer than the verdict cache keeps a verdict. */
+  readonly ttlMs: number;
+  readonly max: number;
+}
+
+interface Flight<V> {
+  readonly promise: Promise<V>;
+  readonly signal: AbortSignal;
+}
+
+export class DigestMemo<V extends object> {
+  private readonly settled: LRUCache<string, V> | undefined;
+  private readonly inflight = new Map<string, Flight<V>>();
+
+  constructor(options: DigestMemoOptions) {
+    this.settled =
+      options.ttlMs > 0 ? new LRUCache<string, V>({ max: options.max, ttl: options.ttlMs }) : undefined;
+  }
+
+  /**
+   * The result for `key`: remembered (if `stillValid` accepts it), joined while another caller computes
+   * it, or computed by `work` under this caller's `signal`. A joiner whose leader gave up (the leader's
+   * request ran out of time) while its own request still has time computes it itself.
+   */
+  async run(
+    key: string,
+    signal: AbortSignal,
+    work: () => Promise<V>,
+    stillValid: (value: V) => boolean,
+  ): Promise<{ value: V; shared: boolean }> {
+    const remembered = this.settled?.get(key);
+    if (remembered !== undefined) {
+      if (stillValid(remembered)) return { value: remembered, shared: true };
+      this.settled?.delete(key);
+    }
+    const flight = this.inflight.get(key);
+    if (flight !== undefined) {
+      try {
+        return { value: await flight.promise, shared: true };
+      } catch (err) {
+        if (!flight.signal.aborted || signal.aborted) throw err;
+        if (this.inflight.get(key) === flight) this.inflight.delete(key);
+      }
+    }
+    return { value: await this.lead(key, signal, work), shared: false };
+  }
+
+  private async lead(key: string, signal: AbortSignal, work: () => Promise<V>): Promise<V> {
+    const promise = work();
+    const flight = { promise, signal };
+    this.inflight.set(key, flight);
+    try {
+      const value = await promise;
+      this.settled?.set(key, value);
+      return value;
+    } finally {
+      if (this.inflight.get(key) === flight) this.inflight.delete(key);
+    }
+  }
+
+  /** Results in flight and remembered (tests, metrics). */
+  get size(): number {
+    return this.inflight.size + (this.settled?.size ?? 0);
+  }
+}
