@@ -25,8 +25,8 @@ export interface ValidatorDeps {
   /** The `registries:` section: a Notary server's credentials come from its entry there. */
   readonly registries?: readonly RegistryConfig[] | undefined;
   /**
-   * The `cache:` section: cosign shares a digest's verified signatures between its tags for no longer
-   * than the shorter of the two verdict TTLs (0: only while in flight).
+   * The `cache:` section: cosign shares a digest's verified signatures between its tags for as long as
+   * the verdict they lead to is cached (absent: only while in flight).
    */
   readonly cache?: { readonly ttlSeconds: number; readonly negativeTtlSeconds: number } | undefined;
 }
@@ -44,10 +44,10 @@ export function createValidator(config: ValidatorConfig, deps: ValidatorDeps): V
       return new CosignValidator(config, {
         registry: deps.registry,
         sigstore: deps.sigstore ?? (publicGood ??= new SigstoreTrust()),
-        memoTtlMs:
+        verdictTtlSeconds:
           deps.cache === undefined
-            ? 0
-            : Math.min(deps.cache.ttlSeconds, deps.cache.negativeTtlSeconds) * 1000,
+            ? undefined
+            : { admitted: deps.cache.ttlSeconds, denied: deps.cache.negativeTtlSeconds },
       });
     case 'notaryv1':
       return new NotaryV1Validator(config, {

@@ -50,6 +50,12 @@ type AttestationEvidence =
 
 /** Results remembered per validator: the distinct digests of about one audit request. */
 const MEMO_ENTRIES = 2048;
+/**
+ * The longest a result is shared, whatever the verdict TTLs: the tags of one image arrive together (one
+ * audit pass, one pod), and a verdict built from shared evidence is cached for its full TTL again, so
+ * this bounds how much older than its TTL says an answer can be.
+ */
+export const MEMO_MAX_MS = 30_000;
 
 export interface CosignValidatorDeps {
   readonly registry: RegistryClient;
@@ -61,10 +67,10 @@ export interface CosignValidatorDeps {
   readonly attestation?: AttestationRequirement | undefined;
   /**
    * How long the signatures verified for one repository@digest answer other tags of it (DigestMemo):
-   * at most the shortest verdict TTL (`cache.ttlSeconds`, `cache.negativeTtlSeconds`). 0 or absent:
-   * shared only while in flight.
+   * as long as the verdict cache keeps an admission / a denial (`cache.ttlSeconds`,
+   * `cache.negativeTtlSeconds`). Absent: shared only while in flight.
    */
-  readonly memoTtlMs?: number | undefined;
+  readonly verdictTtlSeconds?: { readonly admitted: number; readonly denied: number } | undefined;
 }
 
 export class CosignValidator implements Validator {
@@ -82,7 +88,11 @@ export class CosignValidator implements Validator {
     private readonly deps: CosignValidatorDeps,
   ) {
     this.name = config.name;
-    this.memo = new DigestMemo({ ttlMs: deps.memoTtlMs ?? 0, max: MEMO_ENTRIES });
+    const ttl = deps.verdictTtlSeconds ?? { admitted: 0, denied: 0 };
+    this.memo = new DigestMemo<Evidence>({
+      ttlMs: (e) => Math.min(MEMO_MAX_MS, 1000 * (admits(e) ? ttl.admitted : ttl.denied)),
+      max: MEMO_ENTRIES,
+    });
     this.attestation =
       deps.attestation !== undefined
         ? Promise.resolve(deps.attestation)
@@ -447,6 +457,11 @@ function throwIfTampered(
     `image ${image.original} (${digest}) has ${found}, and ${tampered.length} signature object(s) in the registry were tampered with: ${first.message}`,
     { image: image.original, cause: first },
   );
+}
+
+/** Whether the evidence leads to an admission (judge returns rather than throws). */
+function admits(e: Evidence): boolean {
+  return e.found > 0 && e.outcome.ok && (e.attestation === undefined || e.attestation.ok);
 }
 
 /**

@@ -10,14 +10,17 @@
  *   re-checked on every hit (`stillValid`), so a TUF refresh is never answered from the old one;
  * - only completed evidence is kept: a failure (an outage, a rate limit, an aborted request) is never
  *   remembered, the next caller verifies again;
- * - entries live no longer than the shortest verdict TTL (the caller passes it; 0 keeps nothing once
- *   settled), and at most `max` of them.
+ * - entries live no longer than the verdict they lead to is cached (the caller says how long; 0 keeps
+ *   nothing once settled), and at most `max` of them.
  */
 import { LRUCache } from 'lru-cache';
 
-export interface DigestMemoOptions {
-  /** How long a settled result is reused; never longer than the verdict cache keeps a verdict. */
-  readonly ttlMs: number;
+export interface DigestMemoOptions<V> {
+  /**
+   * How long a settled result is reused: never longer than the verdict cache keeps the verdict it leads
+   * to (an admission `cache.ttlSeconds`, a denial `cache.negativeTtlSeconds`); 0: not kept once settled.
+   */
+  readonly ttlMs: (value: V) => number;
   readonly max: number;
 }
 
@@ -27,12 +30,11 @@ interface Flight<V> {
 }
 
 export class DigestMemo<V extends object> {
-  private readonly settled: LRUCache<string, V> | undefined;
+  private readonly settled: LRUCache<string, V>;
   private readonly inflight = new Map<string, Flight<V>>();
 
-  constructor(options: DigestMemoOptions) {
-    this.settled =
-      options.ttlMs > 0 ? new LRUCache<string, V>({ max: options.max, ttl: options.ttlMs }) : undefined;
+  constructor(private readonly options: DigestMemoOptions<V>) {
+    this.settled = new LRUCache<string, V>({ max: options.max });
   }
 
   /**
@@ -46,10 +48,10 @@ export class DigestMemo<V extends object> {
     work: () => Promise<V>,
     stillValid: (value: V) => boolean,
   ): Promise<{ value: V; shared: boolean }> {
-    const remembered = this.settled?.get(key);
+    const remembered = this.settled.get(key);
     if (remembered !== undefined) {
       if (stillValid(remembered)) return { value: remembered, shared: true };
-      this.settled?.delete(key);
+      this.settled.delete(key);
     }
     const flight = this.inflight.get(key);
     if (flight !== undefined) {
@@ -69,7 +71,8 @@ export class DigestMemo<V extends object> {
     this.inflight.set(key, flight);
     try {
       const value = await promise;
-      this.settled?.set(key, value);
+      const ttl = this.options.ttlMs(value);
+      if (ttl > 0) this.settled.set(key, value, { ttl });
       return value;
     } finally {
       if (this.inflight.get(key) === flight) this.inflight.delete(key);
@@ -78,6 +81,6 @@ export class DigestMemo<V extends object> {
 
   /** Results in flight and remembered (tests, metrics). */
   get size(): number {
-    return this.inflight.size + (this.settled?.size ?? 0);
+    return this.inflight.size + this.settled.size;
   }
 }

@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { DigestMemo } from '../../../src/validators/cosign/digest-memo.ts';
+import { ProvenantError } from '../../../src/types/errors.ts';
+
+interface Result {
+  readonly n: number;
+  readonly root?: string;
+}
+
+const always = (): boolean => true;
+
+/** A memo whose work counts its runs and settles when told to. */
+function counted(ttlMs = 60_000) {
+  const memo = new DigestMemo<Result>({ ttlMs: () => ttlMs, max: 4 });
+  let runs = 0;
+  const work = (): Promise<Result> => Promise.resolve({ n: ++runs });
+  return { memo, work, runs: () => runs };
+}
+
+describe('DigestMemo', () => {
+  it('runs the work once for concurrent callers of one key and tells the joiners the result was shared', async () => {
+    const { memo, work, runs } = counted(0);
+    const signal = new AbortController().signal;
+    const results = await Promise.all([1, 2, 3].map(() => memo.run('k', signal, work, always)));
+    expect(runs()).toBe(1);
+    expect(results.map((r) => r.shared)).toEqual([false, true, true]);
+    expect(memo.size).toBe(0); // ttl 0: nothing kept once settled
+  });
+
+  it('reuses a settled result until its ttl, then runs the work again', async () => {
+    const memo = new DigestMemo<Result>({ ttlMs: () => 40, max: 4 });
+    let runs = 0;
+    const work = (): Promise<Result> => Promise.resolve({ n: ++runs });
+    const signal = new AbortController().signal;
+    await memo.run('k', signal, work, always);
+    expect((await memo.run('k', signal, work, always)).shared).toBe(true);
+    expect(runs).toBe(1);
+    const deadline = Date.now() + 5_000;
+    while ((await memo.run('k', signal, work, always)).shared && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(runs).toBe(2);
+  });
+
+  it('keeps results apart by key', async () => {
+    const { memo, work, runs } = counted();
+    const signal = new AbortController().signal;
+    await memo.run('a', signal, work, always);
+    await memo.run('b', signal, work, always);
+    expect(runs()).toBe(2);
+  });
+
+  it('never remembers a failure: the next caller runs the work again', async () => {
+    const memo = new DigestMemo<Result>({ ttlMs: () => 60_000, max: 4 });
+    const signal = new AbortController().signal;
+    const outage = new ProvenantError('REGISTRY_UNREACHABLE', 'registry down');
+    await expect(memo.run('k', signal, () => Promise.reject(outage), always)).rejects.toBe(outage);
+    const next = await memo.run('k', signal, () => Promise.resolve({ n: 7 }), always);
+    expect(next).toEqual({ value: { n: 7 }, shared: false });
+  });
+
+  it('drops a remembered result its caller no longer accepts (a refreshed trusted root)', async () => {
+    const memo = new DigestMemo<Result>({ ttlMs: () => 60_000, max: 4 });
+    const signal = new AbortController().signal;
+    await memo.run('k', signal, () => Promise.resolve({ n: 1, root: 'old' }), always);
+    const current = (r: Result): boolean => r.root === 'new';
+    const next = await memo.run('k', signal, () => Promise.resolve({ n: 2, root: 'new' }), current);
+    expect(next).toEqual({ value: { n: 2, root: 'new' }, shared: false });
+  });
+
+  it('lets a joiner with time left verify itself when the leader runs out of time', async () => {
+    const memo = new DigestMemo<Result>({ ttlMs: () => 0, max: 4 });
+    const leader = new AbortController();
+    const leaderRun = memo.run(
+      'k',
+      leader.signal,
+      () =>
+        new Promise<Result>((_, reject) =>
+          leader.signal.addEventListener('abort', () => reject(leader.signal.reason)),
+        ),
+      always,
+    );
+    const joiner = memo.run('k', new AbortController().signal, () => Promise.resolve({ n: 2 }), always);
+    leader.abort(new Error('deadline'));
+    await expect(leaderRun).rejects.toThrow('deadline');
+    expect(await joiner).toEqual({ value: { n: 2 }, shared: false });
+  });
+
+  it('shares the leader failure with a joiner whose own request has ended too', async () => {
+    const memo = new DigestMemo<Result>({ ttlMs: () => 0, max: 4 });
+    const both = new AbortController();
+    const work = (): Promise<Result> =>
+      new Promise((_, reject) => both.signal.addEventListener('abort', () => reject(both.signal.reason)));
+    const runs = [memo.run('k', both.signal, work, always), memo.run('k', both.signal, work, always)];
+    both.abort(new Error('deadline'));
+    for (const run of runs) await expect(run).rejects.toThrow('deadline');
+  });
+});
