@@ -94,7 +94,7 @@ describe('cosign validator: tags of one digest share its signatures', () => {
       Array.from({ length: TAGS - 1 }, (_, i) => `t${i + 1}`),
     );
     client = new RegistryClient({
-      registries: [{ host: proxy.host, insecure: true } as Config['registries'][number]],
+      registries: [{ host: proxy.host, insecure: true }],
       requestTimeoutMs: 10_000,
       maxRetries: 0,
       maxManifestBytes: 4 << 20,

@@ -75,7 +75,7 @@ describe('DigestMemo', () => {
       leader.signal,
       () =>
         new Promise<Result>((_, reject) =>
-          leader.signal.addEventListener('abort', () => reject(leader.signal.reason)),
+          leader.signal.addEventListener('abort', () => reject(leader.signal.reason as Error)),
         ),
       always,
     );
@@ -89,7 +89,9 @@ describe('DigestMemo', () => {
     const memo = new DigestMemo<Result>({ ttlMs: () => 0, max: 4 });
     const both = new AbortController();
     const work = (): Promise<Result> =>
-      new Promise((_, reject) => both.signal.addEventListener('abort', () => reject(both.signal.reason)));
+      new Promise((_, reject) =>
+        both.signal.addEventListener('abort', () => reject(both.signal.reason as Error)),
+      );
     const runs = [memo.run('k', both.signal, work, always), memo.run('k', both.signal, work, always)];
     both.abort(new Error('deadline'));
     for (const run of runs) await expect(run).rejects.toThrow('deadline');
