@@ -178,7 +178,9 @@ registries:
   describe('signature objects whose bytes do not match their digest (issue 10 item 5)', () => {
     it('reports REGISTRY_DIGEST_MISMATCH, not COSIGN_NO_SIGNATURES, when the only signature payload was tampered with', async () => {
       const image = await pushRandomImage(registry.url, 'alice/tampered', 'v1');
-      await cosignSign(pinned(image, 'alice/tampered'), alice);
+      // Signed under another name for the registry, so the payload is not the one Provenant rebuilds
+      // for this reference (signatures.ts legacyPayload) and has to be fetched.
+      await cosignSign(pinned(image, 'alice/tampered').replace(/^127\.0\.0\.1:/, 'localhost:'), alice);
       const layer = (await getManifest('alice/tampered', sigTag(image.digest))).layers[0]!;
       const stored = await fetch(`${registry.url}/v2/alice/tampered/blobs/${layer.digest}`);
       const payload = Buffer.from(await stored.arrayBuffer());
@@ -189,6 +191,20 @@ registries:
       );
       expect(await codeOf(pinned(image, 'alice/tampered'))).toBe('REGISTRY_DIGEST_MISMATCH');
       expect(await messageOf(pinned(image, 'alice/tampered'))).toContain(pinned(image, 'alice/tampered'));
+    });
+
+    it("never reads a payload it can rebuild: a tampered copy of cosign's own payload does not hide its valid signature", async () => {
+      const image = await pushRandomImage(registry.url, 'alice/rebuilt', 'v1');
+      await cosignSign(pinned(image, 'alice/rebuilt'), alice);
+      const layer = (await getManifest('alice/rebuilt', sigTag(image.digest))).layers[0]!;
+      const stored = await fetch(`${registry.url}/v2/alice/rebuilt/blobs/${layer.digest}`);
+      const payload = Buffer.from(await stored.arrayBuffer());
+      await tamperStoredBlob(
+        storage,
+        layer.digest,
+        Buffer.from(payload.toString().replace(/"type"/, '"tYpe"')),
+      );
+      expect(await codeOf(pinned(image, 'alice/rebuilt'))).toBe(`admitted ${image.digest}`);
     });
 
     it('reports a bundle referrer whose manifest was tampered with as REGISTRY_DIGEST_MISMATCH', async () => {

@@ -77,6 +77,8 @@ export class CosignValidator implements Validator {
   readonly type = 'cosign';
   readonly name: string;
   private readonly roots: ReadonlyMap<string, RootMaterial>;
+  /** Per root, who stands behind it (signerOf). */
+  private readonly signers: ReadonlyMap<string, string>;
   private readonly attestation: Promise<AttestationRequirement | undefined>;
   private readonly overrides: TrustOverrides | undefined;
   /** The shared root with this validator's `host.*` overrides applied, recomputed when it is refreshed. */
@@ -102,6 +104,7 @@ export class CosignValidator implements Validator {
     // Observed by ready(); a rejection must not also surface as an unhandled one.
     this.attestation.catch(() => undefined);
     this.roots = new Map(config.trustRoots.map((r) => [r.name, rootMaterial(config.name, r)]));
+    this.signers = new Map([...this.roots].map(([name, root]) => [name, signerOf(root)]));
     const { rekorPubkey, ctLogPubkey, fulcioCert } = config.host ?? {};
     this.overrides =
       rekorPubkey === undefined && ctLogPubkey === undefined && fulcioCert === undefined
@@ -304,13 +307,12 @@ export class CosignValidator implements Validator {
     return root;
   }
 
-  /** Who stands behind a root: its key, or its keyless identity; two roots with one signer count once. */
+  /** Who stands behind a root (computed once per root: exporting a key costs more than a verification). */
   private signerOf(name: string): string {
-    const root = this.root(name);
-    if (root.kind === 'key')
-      return `key:${root.key.key.export({ type: 'spki', format: 'der' }).toString('base64')}`;
-    const { issuer, issuerRegex, subject, subjectRegex } = root.identity;
-    return `keyless:${JSON.stringify([issuer, issuerRegex?.source, subject, subjectRegex?.source])}`;
+    const signer = this.signers.get(name);
+    // Config loading refuses rules naming unknown roots; this guards a programming error.
+    if (signer === undefined) throw new Error(`validator ${this.name} has no trust root ${name}`);
+    return signer;
   }
 
   private rejection(
@@ -440,6 +442,14 @@ function parseRootMaterial(root: CosignValidatorConfig['trustRoots'][number]): R
   };
 }
 
+/** Who stands behind a root: its key, or its keyless identity; two roots with one signer count once. */
+function signerOf(root: RootMaterial): string {
+  if (root.kind === 'key')
+    return `key:${root.key.key.export({ type: 'spki', format: 'der' }).toString('base64')}`;
+  const { issuer, issuerRegex, subject, subjectRegex } = root.identity;
+  return `keyless:${JSON.stringify([issuer, issuerRegex?.source, subject, subjectRegex?.source])}`;
+}
+
 /**
  * When nothing admits the image, tampering wins over any other explanation: a signature object whose
  * bytes do not match its digest is an attack (or a broken proxy), not an unsigned image.
@@ -469,7 +479,11 @@ function admits(e: Evidence): boolean {
  * options that are the same, verbatim (options written differently only miss the memo). The validator
  * (its roots, attestation policy, host overrides) is fixed per memo, which belongs to the instance.
  */
-export function memoKey(image: ImageReference, digest: string, options: RuleOptionsConfig | undefined): string {
+export function memoKey(
+  image: ImageReference,
+  digest: string,
+  options: RuleOptionsConfig | undefined,
+): string {
   return JSON.stringify([image.registry, image.repository, digest, options ?? null]);
 }
 

@@ -121,7 +121,7 @@ async function fetchLegacy(
         {
           kind: 'legacy' as const,
           source: `${tag} layer ${index}`,
-          payload: await fetchJsonBlob(registry, image, layer, signal, 'simple-signing payload'),
+          payload: await legacyPayload(registry, image, digest, layer, signal),
           signature: layer.annotations[ANNOTATION.signature] as string,
           certificate: nonEmpty(layer.annotations[ANNOTATION.certificate]),
           chain: nonEmpty(layer.annotations[ANNOTATION.chain]),
@@ -131,6 +131,50 @@ async function fetchLegacy(
     ),
   );
   return merged(found);
+}
+
+/**
+ * A legacy signature's payload. cosign writes a key or keyless signature's simple-signing payload the
+ * same way for every image (`pkg/signature/payload.go`, `sigPayload.MarshalJSON`): the digest and the
+ * repository as signed, no annotations unless `-a` was given. When the layer's digest is the hash of
+ * that document for this image, those are the bytes the registry would serve (a blob is its digest),
+ * so the blob GET, the third sequential round trip, is skipped; anything else is fetched as before.
+ * Every check on the payload (the signature over these bytes, the digest they name) still runs.
+ */
+async function legacyPayload(
+  registry: RegistryClient,
+  image: ImageReference,
+  digest: string,
+  layer: Descriptor,
+  signal: AbortSignal,
+): Promise<Buffer> {
+  for (const reference of signedReferences(image)) {
+    const bytes = Buffer.from(simpleSigningPayload(reference, digest));
+    if (
+      layer.size === bytes.length &&
+      `sha256:${createHash('sha256').update(bytes).digest('hex')}` === layer.digest
+    )
+      return bytes;
+  }
+  return fetchJsonBlob(registry, image, layer, signal, 'simple-signing payload');
+}
+
+/** cosign's payload for a repository and digest, byte for byte as it writes it. */
+export function simpleSigningPayload(dockerReference: string, digest: string): string {
+  return JSON.stringify({
+    critical: {
+      identity: { 'docker-reference': dockerReference },
+      image: { 'docker-manifest-digest': digest },
+      type: 'cosign container image signature',
+    },
+    optional: null,
+  });
+}
+
+/** The names cosign records for an image's repository: as written, and Docker Hub's API host for docker.io. */
+function signedReferences(image: ImageReference): string[] {
+  const name = `${image.registry}/${image.repository}`;
+  return image.registry === 'docker.io' ? [name, `index.docker.io/${image.repository}`] : [name];
 }
 
 export async function fetchBundles(
