@@ -132,7 +132,7 @@ describe("Gatekeeper's audit: 10,000 distinct images in requests of 1,000 keys",
     wallMs = performance.now() - auditStart;
     counts = proxy.take();
     console.log(
-      `audit: ${keys.length} keys in ${(wallMs / 1000).toFixed(1)} s, ${counts.total} registry requests, ` +
+      `audit: ${counts.log.filter((r) => r.path.endsWith('.sig')).length} .sig fetches; ${keys.length} keys in ${(wallMs / 1000).toFixed(1)} s, ${counts.total} registry requests, ` +
         `at most ${counts.maxConnections} connections and ${counts.maxInFlight} requests open at once, ` +
         `peak RSS ${peakRssMb(provenant.pid)} MB`,
     );
@@ -145,7 +145,7 @@ describe("Gatekeeper's audit: 10,000 distinct images in requests of 1,000 keys",
       if (set.repo.startsWith('elsewhere/')) return keys(''); // no rule admits them: never fetched
       const image = await pushRandomImage(registry.url, set.repo, 't0');
       if (set.signer !== undefined)
-        await cosignSign(`${registry.host}/${set.repo}@${image.digest}`, set.signer, 'legacy');
+        await cosignSign(`${proxy.host}/${set.repo}@${image.digest}`, set.signer, 'legacy');
       await pushTags(registry.url, set.repo, image, tags.slice(1));
       return keys(image.digest);
     }
@@ -193,6 +193,24 @@ describe("Gatekeeper's audit: 10,000 distinct images in requests of 1,000 keys",
     expect(resolves.size).toBe(fetched.length);
     expect([...resolves.values()].every((n) => n === 1)).toBe(true);
     expect(counts.log.filter((r) => r.path.includes('/elsewhere/'))).toEqual([]);
+  });
+
+  it("shares a digest's signatures between its tags: .sig fetched for fewer than half the cosign keys, no payload blob", () => {
+    const cosignKeys = [...expected.keys()].filter((k) => k.includes('/cosign/'));
+    const perRepository = new Map<string, number>();
+    for (const r of counts.log.filter((r) => /\/manifests\/sha256-[0-9a-f]{64}\.sig$/.test(r.path))) {
+      const repository = r.path.split('/manifests/')[0]!;
+      perRepository.set(repository, (perRepository.get(repository) ?? 0) + 1);
+    }
+    expect([...perRepository.keys()].sort()).toEqual(
+      ['signed0', 'signed1', 'signed2', 'stranger', 'unsigned'].map((r) => `/v2/cosign/${r}`),
+    );
+    // One fetch per key before (1,000); tags that arrive while their digest is verified, or within the
+    // shorter verdict TTL after, share its result (validators/cosign/digest-memo.ts).
+    const fetches = [...perRepository.values()].reduce((a, b) => a + b, 0);
+    expect(fetches, JSON.stringify(Object.fromEntries(perRepository))).toBeLessThan(cosignKeys.length / 2);
+    // cosign's simple-signing payloads are rebuilt from the digest (validators/cosign/signatures.ts).
+    expect(counts.log.filter((r) => r.path.includes('/blobs/'))).toEqual([]);
   });
 
   it(`keeps the peak RSS under ${PEAK_RSS_MB} MB`, () => {
