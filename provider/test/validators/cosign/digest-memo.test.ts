@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { parseReference } from '../../../src/reference/index.ts';
+import { memoKey } from '../../../src/validators/cosign/cosign.ts';
 import { DigestMemo } from '../../../src/validators/cosign/digest-memo.ts';
 import { ProvenantError } from '../../../src/types/errors.ts';
 
@@ -95,5 +97,28 @@ describe('DigestMemo', () => {
     const runs = [memo.run('k', both.signal, work, always), memo.run('k', both.signal, work, always)];
     both.abort(new Error('deadline'));
     for (const run of runs) await expect(run).rejects.toThrow('deadline');
+  });
+});
+
+describe('memoKey (what a shared result may answer)', () => {
+  const digest = `sha256:${'a'.repeat(64)}`;
+  const key = (ref: string, options?: object, d = digest): string => memoKey(parseReference(ref), d, options);
+
+  it('is one key for every tag of a repository and digest under one rule', () => {
+    expect(key('r.test/app:v1', { trustRoot: 'a' })).toBe(key('r.test/app:v2', { trustRoot: 'a' }));
+  });
+
+  it('differs by registry, repository, digest and any rule option (trust roots, threshold, tlog)', () => {
+    const keys = [
+      key('r.test/app:v1', { trustRoot: 'a' }),
+      key('other.test/app:v1', { trustRoot: 'a' }),
+      key('r.test/app2:v1', { trustRoot: 'a' }),
+      key('r.test/app:v1', { trustRoot: 'a' }, `sha256:${'b'.repeat(64)}`),
+      key('r.test/app:v1', { trustRoot: 'b' }),
+      key('r.test/app:v1', { trustRoot: '*', threshold: 2 }),
+      key('r.test/app:v1', { trustRoot: 'a', verifyInTransparencyLog: false }),
+      key('r.test/app:v1'),
+    ];
+    expect(new Set(keys).size).toBe(keys.length);
   });
 });
