@@ -145,6 +145,12 @@ export class CosignValidator implements Validator {
       signal,
       () => this.gather(image, digest, rule.with, signal),
       (e) => e.trustedRoot === undefined || e.trustedRoot === this.trustedRoot(),
+      () =>
+        new ProvenantError(
+          'REGISTRY_TIMEOUT',
+          `the signatures of ${image.original} (${digest}) were not fetched and verified in time`,
+          { image: image.original },
+        ),
     );
     if (shared)
       traceStep(

@@ -40,13 +40,15 @@ export class DigestMemo<V extends object> {
   /**
    * The result for `key`: remembered (if `stillValid` accepts it), joined while another caller computes
    * it, or computed by `work` under this caller's `signal`. A joiner whose leader gave up (the leader's
-   * request ran out of time) while its own request still has time computes it itself.
+   * request ran out of time) while its own request still has time computes it itself; one whose own
+   * signal aborts first stops waiting with `timedOut()`.
    */
   async run(
     key: string,
     signal: AbortSignal,
     work: () => Promise<V>,
     stillValid: (value: V) => boolean,
+    timedOut: () => Error,
   ): Promise<{ value: V; shared: boolean }> {
     const remembered = this.settled.get(key);
     if (remembered !== undefined) {
@@ -56,7 +58,7 @@ export class DigestMemo<V extends object> {
     const flight = this.inflight.get(key);
     if (flight !== undefined) {
       try {
-        return { value: await flight.promise, shared: true };
+        return { value: await untilAborted(flight.promise, signal, timedOut), shared: true };
       } catch (err) {
         if (!flight.signal.aborted || signal.aborted) throw err;
         if (this.inflight.get(key) === flight) this.inflight.delete(key);
@@ -83,4 +85,14 @@ export class DigestMemo<V extends object> {
   get size(): number {
     return this.inflight.size + this.settled.size;
   }
+}
+
+/** `promise`, unless `signal` aborts first: then `timedOut()`. */
+function untilAborted<V>(promise: Promise<V>, signal: AbortSignal, timedOut: () => Error): Promise<V> {
+  if (signal.aborted) return Promise.reject(timedOut());
+  return new Promise<V>((resolve, reject) => {
+    const onAbort = (): void => reject(timedOut());
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
