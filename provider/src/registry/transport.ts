@@ -133,12 +133,13 @@ export class Transport {
   }
 
   private async once(agent: Agent, req: HttpRequest): Promise<HttpResponse> {
-    const signal = AbortSignal.any([req.signal, AbortSignal.timeout(this.options.requestTimeoutMs)]);
+    const { signal, done } = withTimeout(req.signal, this.options.requestTimeoutMs);
     let release: () => void;
     try {
       // Waiting for a slot spends the caller's deadline, not a fresh request timeout.
       release = await this.slots.acquire(req.url.host, req.signal);
     } catch (err) {
+      done();
       throw networkError(err, req);
     }
     try {
@@ -164,6 +165,7 @@ export class Transport {
       );
       return { status: res.statusCode, headers: flatten(res.headers), body };
     } finally {
+      done();
       release();
     }
   }
@@ -173,6 +175,30 @@ export class Transport {
     this.agents.clear();
     await Promise.all(agents.map((a) => a.close()));
   }
+}
+
+/**
+ * `signal`, or `ms` passing, whichever comes first, with the reasons AbortSignal.any and
+ * AbortSignal.timeout would give; `done()` releases the timer and the listener. Cheaper per request than
+ * those two (the cold-path profile: about 0.15 ms of CPU a cosign image), which Node 20 tracks with weak
+ * references and finalizers.
+ */
+function withTimeout(signal: AbortSignal, ms: number): { signal: AbortSignal; done: () => void } {
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort(signal.reason);
+  const timer = setTimeout(
+    () => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
+    ms,
+  );
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  return {
+    signal: controller.signal,
+    done: () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    },
+  };
 }
 
 async function readBounded(res: Dispatcher.ResponseData, req: HttpRequest): Promise<Buffer> {
