@@ -5,13 +5,14 @@
  * provider (`npm run build` first: dist/): it verifies each image once, by tag, one at a time (every key
  * a distinct digest, nothing cached), and prints the process CPU per key.
  *
- *   npm run build && npx tsx test/bench/profile-cold.ts [N=120] [profile dir=./profiles]
+ *   npm run build && npx tsx test/bench/profile-cold.ts [N=120] [profile dir=$TMPDIR/provenant-profiles]
  *
  * Open the `.cpuprofile` in Chrome DevTools (Performance) or speedscope.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { cosignKeyPair, cosignSign } from '../harness/cosign.ts';
@@ -21,7 +22,7 @@ import { startDistributionRegistry } from '../harness/registry.ts';
 import { inParallel } from './fixtures.ts';
 
 const count = Number(process.argv[2] ?? 120);
-const profileDir = path.resolve(process.argv[3] ?? 'profiles');
+const profileDir = path.resolve(process.argv[3] ?? path.join(tmpdir(), 'provenant-profiles'));
 
 if (!existsSync('dist/service/index.js')) throw new Error('dist/ is missing: run `npm run build` first');
 const dir = await makeTempDir('profile-cold');
