@@ -232,6 +232,23 @@ function splitRegistry(input: string, name: string): { registry: string; reposit
  * so a rule written for the canonical form cannot be bypassed by another one.
  */
 function normalizeRegistry(input: string, registry: string): string {
+  const known = normalizedRegistries.get(registry);
+  if (known !== undefined) return known;
+  const normalized = checkedRegistry(input, registry);
+  // Bounded: a flood of distinct registry names only empties the memo.
+  if (normalizedRegistries.size >= MAX_REMEMBERED_REGISTRIES) normalizedRegistries.clear();
+  normalizedRegistries.set(registry, normalized);
+  return normalized;
+}
+
+/**
+ * Registries repeat across keys, and checking one (an IPv4-looking host goes through the WHATWG URL
+ * parser) costs more than the rest of a reference: each spelling that passed is remembered.
+ */
+const normalizedRegistries = new Map<string, string>();
+const MAX_REMEMBERED_REGISTRIES = 1024;
+
+function checkedRegistry(input: string, registry: string): string {
   const [, ipv6, hostname, port] = REGISTRY_PARTS_PATTERN.exec(registry) ?? [];
   const hostProblem =
     ipv6 === undefined ? hostnameProblem(hostname ?? '') : bracketedIPv6Problem(ipv6.toLowerCase());
