@@ -246,7 +246,8 @@ async function measureAll(
       singleImages: p.singleImages,
       rssImages: p.rssImages,
       ratify: 'v1.4.6, ratify serve (CLI config), --cache-enabled --cache-ttl 600s, RATIFY_LOG_LEVEL=error',
-      provenant: 'node bin/provenant.mjs serve (as `npm start`), log level error',
+      provenant:
+        'node bin/provenant.mjs serve on the compiled JavaScript (dist/, npm run build), log level error',
       floor: 'node test/bench/floor.ts: node:https, JSON.parse, one fixed value per key',
     },
     figures,
