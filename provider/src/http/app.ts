@@ -132,14 +132,17 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   if (check !== undefined) app.addHook('onRequest', check);
   // Draining for shutdown: every answer closes its connection, so keep-alive clients reconnect (to
   // another replica, now that this one is out of the endpoints) instead of staying pinned here.
-  app.addHook('onSend', async (_req, reply) => {
+  // Callback hooks rather than async ones: no promise per request for what is synchronous work.
+  app.addHook('onSend', (_req, reply, payload, done) => {
     if (runtime.phase !== 'serving') void reply.header('connection', 'close');
+    done(null, payload);
   });
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unknown';
     const outcome = outcomeOf(reply.statusCode, requestOutcome.get(req));
     metrics.httpRequests.inc({ route, outcome });
     metrics.httpDuration.observe({ route, outcome }, reply.elapsedTime / 1000);
+    done();
   });
   registerProviderRoutes(app, runtime);
   app.get('/healthz', (_req, reply) => reply.send({ status: 'ok' }));

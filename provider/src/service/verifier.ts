@@ -49,6 +49,9 @@ export type CachedOutcome =
  */
 export const MAX_KEYS_IN_FLIGHT_PER_REQUEST = 16;
 
+/** Matched against the policy before the first request (a reserved name: RFC 2606's `.invalid`). */
+const WARM_UP_REFERENCE = 'registry.invalid/warm-up/image:latest';
+
 export interface VerifierDeps {
   readonly registry: RegistryClient;
   /** Sigstore trusted root for cosign validators (public-good when absent). */
@@ -87,6 +90,14 @@ export class Verifier {
   /** Resolves once every validator can answer (e.g. attestation policies compiled). */
   async ready(): Promise<void> {
     await Promise.all([...this.validators.values()].map((v) => v.ready?.() ?? Promise.resolve()));
+  }
+
+  /**
+   * Runs what a first verification would run for the first time and that needs no registry: every
+   * rule's pattern against a reference (re2js builds its automata as it matches).
+   */
+  warmUp(): void {
+    mostSpecificRule(this.rules, parseReference(WARM_UP_REFERENCE));
   }
 
   /** Closes the validators' own connections (the registry client is the Runtime's to close). */
