@@ -6,9 +6,7 @@ import type { Config } from '../config/index.ts';
 import type { Logger, Metrics } from '../observability/index.ts';
 import type { Runtime } from '../service/index.ts';
 import { toProvenantError } from '../types/errors.ts';
-import type { FastifyInstance } from 'fastify';
 import { buildServer } from './app.ts';
-import { API_VERSION } from './schemas.ts';
 import { servingTls, type CertificateExpiries } from './tls.ts';
 
 export const CERT_POLL_INTERVAL_MS = 1000;
@@ -46,8 +44,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     https: tls.options,
     clientCertificates: tls.clientCertificateRequired,
     tokenReviewer: opts.tokenReviewer,
+    warmUp: true,
   });
-  await warmUp(app, opts.metrics);
   await app.listen({ host, port: opts.port ?? opts.server.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : opts.server.port;
@@ -80,21 +78,6 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     },
   };
 }
-
-/**
- * Before listening, both routes answer a few empty ProviderRequests in process (fastify's routing, body
- * parsing, validation and reply run once before a client waits on them), and the request counters
- * forget them.
- */
-async function warmUp(app: FastifyInstance, metrics: Metrics): Promise<void> {
-  const payload = { apiVersion: API_VERSION, kind: 'ProviderRequest', request: { keys: [] } };
-  for (let i = 0; i < WARM_UP_REQUESTS; i++)
-    for (const url of ['/v1/verify', '/v1/mutate']) await app.inject({ method: 'POST', url, payload });
-  metrics.httpRequests.reset();
-  metrics.httpDuration.reset();
-}
-
-const WARM_UP_REQUESTS = 8;
 
 /** provenant_tls_certificate_expiry_timestamp_seconds follows the certificates actually served. */
 function recordExpiries(metrics: Metrics, expiries: CertificateExpiries): void {
