@@ -35,7 +35,10 @@ export async function serve(args: Parsed, shutdown: Shutdown): Promise<number> {
     // Attestation policies compile before the first request is accepted: a broken one stops the start.
     await runtime.ready();
     runtime.verifier.warmUp();
-    await warmUpHttpClient();
+    // A warm-up that cannot run (no loopback listener allowed, say) only leaves the first request slower.
+    await warmUpHttpClient().catch((err: unknown) =>
+      logger.debug(`HTTP client warm-up skipped: ${(err as Error).message}`),
+    );
   } catch (err) {
     await runtime.close();
     throw err;
