@@ -283,7 +283,8 @@ async function measureAll(
       singleImages: p.singleImages,
       rssImages: p.rssImages,
       ratify: 'v1.4.6, ratify serve (CLI config), --cache-enabled --cache-ttl 600s, RATIFY_LOG_LEVEL=error',
-      provenant: 'node bin/provenant.mjs serve (as `npm start`), log level error',
+      provenant:
+        'node bin/provenant.mjs serve on the compiled JavaScript (dist/, npm run build), log level error',
       redis:
         'redis-server (Debian) on loopback, no persistence: Provenant replicas with cache.redis for the shared-cache figures',
       sharedRounds: p.sharedRounds,

@@ -10,8 +10,7 @@
  * admission.
  */
 import { createHash } from 'node:crypto';
-import { AuthenticationV1Api, KubeConfig, type V1TokenReview } from '@kubernetes/client-node';
-import { decodeJwt } from 'jose';
+import type { AuthenticationV1Api, V1TokenReview } from '@kubernetes/client-node';
 import { LRUCache } from 'lru-cache';
 import type { AuthConfig } from '../config/index.ts';
 import { ProvenantError } from '../types/errors.ts';
@@ -77,7 +76,7 @@ export class TokenReviewer {
     const status = await this.ask(token);
     try {
       const reviewed = this.judge(status);
-      const ttl = Math.min(this.config.reviewCacheSeconds * 1000, this.msUntilExpiry(token));
+      const ttl = Math.min(this.config.reviewCacheSeconds * 1000, await this.msUntilExpiry(token));
       if (ttl > 0) this.cache.set(key, reviewed, { ttl });
       return reviewed;
     } catch (err) {
@@ -125,7 +124,9 @@ export class TokenReviewer {
   }
 
   /** A reviewed token is not trusted past its own expiry (the `exp` claim; the API checked the signature). */
-  private msUntilExpiry(token: string): number {
+  private async msUntilExpiry(token: string): Promise<number> {
+    // jose (like client-node below) is loaded on first use: only Kyverno's authentication needs it.
+    const { decodeJwt } = await import('jose');
     try {
       const { exp } = decodeJwt(token);
       return exp === undefined ? Infinity : exp * 1000 - this.now();
@@ -153,6 +154,8 @@ export function kubernetesReview(kubeconfig: string | undefined): ReviewFn {
   let api: AuthenticationV1Api | undefined;
   return async (token, audience, signal) => {
     if (api === undefined) {
+      // Loaded on the first review: the client is hundreds of modules a server without Kyverno never needs.
+      const { AuthenticationV1Api, KubeConfig } = await import('@kubernetes/client-node');
       const kc = new KubeConfig();
       if (kubeconfig === undefined) kc.loadFromDefault();
       else kc.loadFromFile(kubeconfig);

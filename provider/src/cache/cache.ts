@@ -3,6 +3,11 @@ import { LRUCache } from 'lru-cache';
 
 export interface Cache<V> {
   get(key: string): Promise<V | undefined>;
+  /**
+   * What this process holds for `key`, without I/O (undefined when it holds nothing, or cannot tell
+   * without asking elsewhere): cached verdicts are answered without a promise per key.
+   */
+  getLocal?(key: string): V | undefined;
   set(key: string, value: V, ttlSeconds: number): Promise<void>;
   delete(key: string): Promise<void>;
 }
@@ -31,6 +36,10 @@ export class MemoryCache<V extends object | string | number | boolean> implement
 
   get(key: string): Promise<V | undefined> {
     return Promise.resolve(this.store.get(key));
+  }
+
+  getLocal(key: string): V | undefined {
+    return this.store.get(key);
   }
 
   set(key: string, value: V, ttlSeconds: number): Promise<void> {

@@ -239,6 +239,10 @@ export class TieredCache<V> implements Cache<V> {
     private readonly nearTtlSeconds = 5,
   ) {}
 
+  getLocal(key: string): V | undefined {
+    return this.near.getLocal?.(key);
+  }
+
   async get(key: string): Promise<V | undefined> {
     const near = await this.near.get(key);
     if (near !== undefined) return near;

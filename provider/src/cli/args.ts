@@ -1,6 +1,11 @@
 /** Command-line parsing with node's own util.parseArgs. */
 import { parseArgs } from 'node:util';
 
+/** `provenant verify`'s exit codes (README, CLI); EXIT_ERROR is every command's failure. */
+export const EXIT_TRUSTED = 0;
+export const EXIT_NOT_TRUSTED = 1;
+export const EXIT_ERROR = 2;
+
 export const USAGE = `Usage:
   provenant serve [--config FILE] [--port N]
   provenant verify IMAGE... [--config FILE] [--json] [--explain]

@@ -1,10 +1,10 @@
-/** The `provenant` command. Returns the exit code; never throws. */
+/**
+ * The `provenant` command. Returns the exit code; never throws. Each command's modules are loaded when
+ * it runs: `serve` starts without the Rego test runner, the migration tool or the CLI's printers.
+ */
 import { toProvenantError } from '../types/errors.ts';
-import { USAGE, parseCommandLine } from './args.ts';
-import { migrate } from './migrate.ts';
-import { policy } from './policy-test.ts';
-import { serve, type Shutdown } from './serve.ts';
-import { EXIT_ERROR, verify } from './verify.ts';
+import { EXIT_ERROR, USAGE, parseCommandLine } from './args.ts';
+import type { Shutdown } from './serve.ts';
 
 export async function main(argv: string[]): Promise<number> {
   try {
@@ -15,13 +15,13 @@ export async function main(argv: string[]): Promise<number> {
     }
     switch (args.command) {
       case 'serve':
-        return await serve(args, shutdownSignals());
+        return await (await import('./serve.ts')).serve(args, shutdownSignals());
       case 'verify':
-        return await verify(args, process.stdout);
+        return await (await import('./verify.ts')).verify(args, process.stdout);
       case 'policy':
-        return await policy(args, process.stdout);
+        return await (await import('./policy-test.ts')).policy(args, process.stdout);
       case 'migrate':
-        return migrate(args, process.stdout);
+        return (await import('./migrate.ts')).migrate(args, process.stdout);
       default:
         throw new Error(`unknown command "${args.command}"`);
     }

@@ -4,7 +4,7 @@
  * charts/provenant) and MIGRATION.md (the report, also printed), then loads the written config as
  * `serve` would, so a migration that does not load says so at once.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments, stringify } from 'yaml';
@@ -23,7 +23,17 @@ import type { Parsed } from './args.ts';
 export const EXIT_MIGRATED = 0;
 export const EXIT_NOT_LOADING = 1;
 const DEFAULT_OUT_DIR = 'provenant-migration';
-const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/**
+ * The directory holding package.json: three levels above provider/src/cli (tsx), two above dist/cli
+ * (the compiled build), so the shipped gatekeeper/ manifests are found from either.
+ */
+function packageRoot(): string {
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) throw new Error('package.json not found above the provenant command');
+  }
+}
 
 export function migrate(args: Parsed, out: NodeJS.WritableStream): number {
   const [from, ...files] = args.positionals;
@@ -71,7 +81,7 @@ function readValues(file: string): Values {
 
 function shippedGatekeeper(): ShippedGatekeeper {
   const read = (file: string): KubeObject[] =>
-    parseAllDocuments(readFileSync(path.join(PACKAGE_ROOT, 'gatekeeper', file), 'utf8'))
+    parseAllDocuments(readFileSync(path.join(packageRoot(), 'gatekeeper', file), 'utf8'))
       .map((d) => d.toJS() as KubeObject | null)
       .filter((o): o is KubeObject => o !== null);
   const [constraint] = read('constraints/verified-images.yaml');

@@ -2,7 +2,7 @@
 import { ConfigWatcher } from '../config/index.ts';
 import { startServer } from '../http/index.ts';
 import { Metrics, createLogger, type Logger } from '../observability/index.ts';
-import { closeParseWorkers } from '../registry/index.ts';
+import { closeParseWorkers, warmUpHttpClient } from '../registry/index.ts';
 import { Runtime } from '../service/index.ts';
 import type { Parsed } from './args.ts';
 import { loadConfig } from './load.ts';
@@ -34,6 +34,11 @@ export async function serve(args: Parsed, shutdown: Shutdown): Promise<number> {
   try {
     // Attestation policies compile before the first request is accepted: a broken one stops the start.
     await runtime.ready();
+    runtime.verifier.warmUp();
+    // A warm-up that cannot run (no loopback listener allowed, say) only leaves the first request slower.
+    await warmUpHttpClient().catch((err: unknown) =>
+      logger.debug(`HTTP client warm-up skipped: ${(err as Error).message}`),
+    );
   } catch (err) {
     await runtime.close();
     throw err;

@@ -1,11 +1,7 @@
 /** `provenant verify IMAGE…`: the server's verification path, from a terminal. */
 import { Runtime, type Outcome } from '../service/index.ts';
-import type { Parsed } from './args.ts';
+import { EXIT_ERROR, EXIT_NOT_TRUSTED, EXIT_TRUSTED, type Parsed } from './args.ts';
 import { loadConfig, printWarnings } from './load.ts';
-
-export const EXIT_TRUSTED = 0;
-export const EXIT_NOT_TRUSTED = 1;
-export const EXIT_ERROR = 2;
 
 export async function verify(args: Parsed, out: NodeJS.WritableStream): Promise<number> {
   if (args.positionals.length === 0) throw new Error('verify expects at least one IMAGE');

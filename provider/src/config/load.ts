@@ -4,23 +4,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { Ajv } from 'ajv';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import { ProvenantError } from '../types/errors.ts';
-import { ConfigSchema, type Config } from './schema.ts';
+import type { Config } from './schema.ts';
+import { validateConfigSchema as validateSchema } from './schema-validator.ts';
 import { inlineKeyFiles } from './key-files.ts';
 import { schemaProblems, yamlProblems } from './problems.ts';
 import { semanticProblems, semanticWarnings } from './semantics.ts';
-
-// `verbose` gives errors their parent schema (the allowed fields); problems.ts never prints their data.
-const ajv = new Ajv({
-  allErrors: true,
-  useDefaults: true,
-  discriminator: true,
-  strict: false,
-  verbose: true,
-});
-const validateSchema = ajv.compile<Config>(ConfigSchema);
 
 export interface LoadedConfig {
   readonly config: Config;

@@ -12,6 +12,7 @@ import type { Runtime } from '../service/index.ts';
 import { ProvenantError, type ErrorCode } from '../types/errors.ts';
 import { credentialCheck } from './auth.ts';
 import { registerProviderRoutes, providerResponse, requestOutcome } from './routes.ts';
+import { API_VERSION } from './schemas.ts';
 
 export interface ServerOptions {
   readonly runtime: Runtime;
@@ -23,6 +24,8 @@ export interface ServerOptions {
   readonly clientCertificates?: boolean | undefined;
   /** Reviews Kyverno's tokens when server.auth.kyverno is enabled; default: the Kubernetes API's TokenReview. */
   readonly tokenReviewer?: TokenReviewer | undefined;
+  /** Answer a few requests in process before returning (startServer, before it listens). */
+  readonly warmUp?: boolean | undefined;
 }
 
 /**
@@ -129,17 +132,24 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     },
     metrics,
   );
-  if (check !== undefined) app.addHook('onRequest', check);
+  // The warm-up's requests (below) are made in process before the server listens, when no client can
+  // send one; they carry no credentials.
+  let warmingUp = false;
+  if (check !== undefined)
+    app.addHook('onRequest', (req, reply) => (warmingUp ? Promise.resolve() : check(req, reply)));
   // Draining for shutdown: every answer closes its connection, so keep-alive clients reconnect (to
   // another replica, now that this one is out of the endpoints) instead of staying pinned here.
-  app.addHook('onSend', async (_req, reply) => {
+  // Callback hooks rather than async ones: no promise per request for what is synchronous work.
+  app.addHook('onSend', (_req, reply, payload, done) => {
     if (runtime.phase !== 'serving') void reply.header('connection', 'close');
+    done(null, payload);
   });
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unknown';
     const outcome = outcomeOf(reply.statusCode, requestOutcome.get(req));
     metrics.httpRequests.inc({ route, outcome });
     metrics.httpDuration.observe({ route, outcome }, reply.elapsedTime / 1000);
+    done();
   });
   registerProviderRoutes(app, runtime);
   app.get('/healthz', (_req, reply) => reply.send({ status: 'ok' }));
@@ -152,8 +162,30 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     return metrics.registry.metrics();
   });
   await app.ready();
+  if (opts.warmUp === true) {
+    warmingUp = true;
+    try {
+      await warmUp(app);
+    } finally {
+      warmingUp = false;
+    }
+    metrics.httpRequests.reset();
+    metrics.httpDuration.reset();
+  }
   return app;
 }
+
+/**
+ * Both routes answer a few empty ProviderRequests in process: fastify's routing, body parsing,
+ * validation and reply run before a client waits on them (the request counters then forget them).
+ */
+async function warmUp(app: FastifyInstance): Promise<void> {
+  const payload = { apiVersion: API_VERSION, kind: 'ProviderRequest', request: { keys: [] } };
+  for (let i = 0; i < WARM_UP_REQUESTS; i++)
+    for (const url of ['/v1/verify', '/v1/mutate']) await app.inject({ method: 'POST', url, payload });
+}
+
+const WARM_UP_REQUESTS = 8;
 
 /**
  * JSON bodies, with or without a Content-Type: Kyverno's apiCall sends JSON without one. Any other

@@ -44,6 +44,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     https: tls.options,
     clientCertificates: tls.clientCertificateRequired,
     tokenReviewer: opts.tokenReviewer,
+    warmUp: true,
   });
   await app.listen({ host, port: opts.port ?? opts.server.port });
   const address = app.server.address();

@@ -6,10 +6,11 @@
 import { X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { createSecureContext, type SecureContextOptions, type TlsOptions } from 'node:tls';
 import ipaddr from 'ipaddr.js';
-import selfsigned from 'selfsigned';
+import type Selfsigned from 'selfsigned';
 import type { Config, TlsConfig } from '../config/index.ts';
 import { ProvenantError } from '../types/errors.ts';
 
@@ -168,6 +169,8 @@ function readTlsFile(path: string, what: string): string {
 const DEV_CERT_DAYS = 30;
 
 function developmentTls(): ServingTls {
+  // Required here, not imported: node-forge, under selfsigned, is a megabyte a configured server never runs.
+  const selfsigned = createRequire(import.meta.url)('selfsigned') as typeof Selfsigned;
   const pems = selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
     keySize: 2048,
     days: DEV_CERT_DAYS,

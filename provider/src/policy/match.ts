@@ -52,7 +52,7 @@ export function mostSpecificRule<R>(
       const winner = diff >= 0 ? candidate : best;
       traceStep(
         'rule',
-        `rule ${candidate.index} "${candidate.pattern.source}" matches; against rule ${best.index} "${best.pattern.source}": ${step}${diff === 0 ? ', the later rule wins' : ''} → rule ${winner.index} leads`,
+        `rule ${candidate.index} "${candidate.pattern.source}" matches; against rule ${best.index} "${best.pattern.source}": ${step()}${diff === 0 ? ', the later rule wins' : ''} → rule ${winner.index} leads`,
       );
     }
     if (diff >= 0) best = candidate;
@@ -65,12 +65,15 @@ export function compareSpecificity(a: string, b: string, image: string): number 
   return rankRules(a, b, image).diff;
 }
 
-/** The ranking of two patterns for `image`, with the step that decided it (for verify --explain). */
-export function rankRules(a: string, b: string, image: string): { diff: number; step: string } {
+/**
+ * The ranking of two patterns for `image`, with the step that decided it (for verify --explain), worded
+ * only when someone asks for it.
+ */
+export function rankRules(a: string, b: string, image: string): { diff: number; step: () => string } {
   const ac = a.split('/');
   const bc = b.split('/');
   if (ac.length !== bc.length)
-    return { diff: ac.length - bc.length, step: `1. components: ${ac.length} vs ${bc.length}` };
+    return { diff: ac.length - bc.length, step: () => `1. components: ${ac.length} vs ${bc.length}` };
   const ic = image.split('/');
   for (let i = 0; i < ac.length; i++) {
     const pa = commonPrefix(ac[i] as string, ic[i] ?? '');
@@ -78,7 +81,7 @@ export function rankRules(a: string, b: string, image: string): { diff: number; 
     if (pa !== pb)
       return {
         diff: pa - pb,
-        step: `2. literal prefix of component ${i + 1} ("${ic[i] ?? ''}"): ${pa} vs ${pb}`,
+        step: () => `2. literal prefix of component ${i + 1} ("${ic[i] ?? ''}"): ${pa} vs ${pb}`,
       };
   }
   for (let i = 0; i < ac.length; i++) {
@@ -86,10 +89,11 @@ export function rankRules(a: string, b: string, image: string): { diff: number; 
     if (diff !== 0)
       return {
         diff,
-        step: `3. length of component ${i + 1}: ${(ac[i] as string).length} vs ${(bc[i] as string).length}`,
+        step: () =>
+          `3. length of component ${i + 1}: ${(ac[i] as string).length} vs ${(bc[i] as string).length}`,
       };
   }
-  return { diff: 0, step: `1–3 tie (${ac.length} components, same prefixes and lengths)` };
+  return { diff: 0, step: () => `1–3 tie (${ac.length} components, same prefixes and lengths)` };
 }
 
 function commonPrefix(pattern: string, component: string): number {

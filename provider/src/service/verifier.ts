@@ -49,6 +49,9 @@ export type CachedOutcome =
  */
 export const MAX_KEYS_IN_FLIGHT_PER_REQUEST = 16;
 
+/** Matched against the policy before the first request (a reserved name: RFC 2606's `.invalid`). */
+const WARM_UP_REFERENCE = 'registry.invalid/warm-up/image:latest';
+
 export interface VerifierDeps {
   readonly registry: RegistryClient;
   /** Sigstore trusted root for cosign validators (public-good when absent). */
@@ -79,6 +82,7 @@ export class Verifier {
           sigstore: deps.sigstore,
           network: config.network,
           registries: config.registries,
+          cache: config.cache,
         }),
       ]),
     );
@@ -87,6 +91,14 @@ export class Verifier {
   /** Resolves once every validator can answer (e.g. attestation policies compiled). */
   async ready(): Promise<void> {
     await Promise.all([...this.validators.values()].map((v) => v.ready?.() ?? Promise.resolve()));
+  }
+
+  /**
+   * Runs what a first verification would run for the first time and that needs no registry: every
+   * rule's pattern against a reference (re2js builds its automata as it matches).
+   */
+  warmUp(): void {
+    mostSpecificRule(this.rules, parseReference(WARM_UP_REFERENCE));
   }
 
   /** Closes the validators' own connections (the registry client is the Runtime's to close). */
@@ -98,39 +110,85 @@ export class Verifier {
   }
 
   /**
-   * The keys of one request, at most MAX_KEYS_IN_FLIGHT_PER_REQUEST at a time, all under one deadline
-   * (server.requestDeadlineMs from now): a key still waiting when it passes is not started.
+   * The keys of one request, every one answered (the CLI's path; the server's is verifyRequest).
    */
   async verifyAll(keys: readonly string[]): Promise<Outcome[]> {
+    const batch = this.begin(keys);
+    await batch.rest;
+    return batch.outcomes;
+  }
+
+  /**
+   * The keys of one request within its deadline (server.requestDeadlineMs from now): undefined when it
+   * passes first. The work goes on and fills the cache; one timer, made only when a key needs the
+   * registry, both ends the wait and aborts the registry requests.
+   */
+  async verifyRequest(keys: readonly string[]): Promise<Outcome[] | undefined> {
+    const batch = this.begin(keys);
+    if (batch.rest === undefined) return batch.outcomes;
+    return (await settledBefore(batch.rest, batch.deadline.signal)) ? batch.outcomes : undefined;
+  }
+
+  /**
+   * Starts one request's keys. Those this process already knows (an invalid reference, a verdict in
+   * its memory) are answered at once, without a promise or timer per key; the others are verified at
+   * most MAX_KEYS_IN_FLIGHT_PER_REQUEST at a time, all under one deadline: a key still waiting when it
+   * passes is not started.
+   */
+  private begin(keys: readonly string[]): Batch {
     const deadline = new Deadline(this.config.server.requestDeadlineMs);
-    const outcomes: Outcome[] = [];
+    const outcomes: Outcome[] = new Array<Outcome>(keys.length);
+    const tally = new Tally();
+    const misses: { index: number; ref: ImageReference }[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i] ?? '';
+      let ref: ImageReference;
+      try {
+        ref = parseReference(key);
+      } catch (err) {
+        outcomes[i] = { ok: false, error: toProvenantError(err, key) };
+        continue;
+      }
+      const held = this.deps.cache.getLocal?.(this.cacheKey(ref));
+      if (held === undefined) misses.push({ index: i, ref });
+      else outcomes[i] = this.toOutcome(held, ref, true, tally);
+    }
+    tally.addTo(this.deps.metrics);
+    if (misses.length === 0) return { outcomes, deadline };
     let next = 0;
     const worker = async (): Promise<void> => {
-      for (let i = next++; i < keys.length; i = next++)
-        outcomes[i] = await this.verifyKey(keys[i] ?? '', deadline);
+      for (let m = misses[next++]; m !== undefined; m = misses[next++])
+        outcomes[m.index] = await this.verifyKey(m.ref, deadline);
     };
-    await Promise.all(Array.from({ length: Math.min(MAX_KEYS_IN_FLIGHT_PER_REQUEST, keys.length) }, worker));
-    return outcomes;
+    const workers = Math.min(MAX_KEYS_IN_FLIGHT_PER_REQUEST, misses.length);
+    return { outcomes, deadline, rest: Promise.all(Array.from({ length: workers }, worker)) };
   }
 
   /** One key; `signal` bounds the registry work (server.requestDeadlineMs from now by default). */
   async verify(key: string, signal?: AbortSignal): Promise<Outcome> {
-    return this.verifyKey(key, new Deadline(this.config.server.requestDeadlineMs, signal));
-  }
-
-  private async verifyKey(key: string, deadline: Deadline): Promise<Outcome> {
     let ref: ImageReference;
     try {
       ref = parseReference(key);
     } catch (err) {
       return { ok: false, error: toProvenantError(err, key) };
     }
-    const cacheKey = `${this.cacheNamespace}|${ref.normalized}`;
+    return this.verifyKey(ref, new Deadline(this.config.server.requestDeadlineMs, signal));
+  }
+
+  private cacheKey(ref: ImageReference): string {
+    return `${this.cacheNamespace}|${ref.normalized}`;
+  }
+
+  private async verifyKey(ref: ImageReference, deadline: Deadline): Promise<Outcome> {
+    const cacheKey = this.cacheKey(ref);
     const cached = await this.deps.cache.get(cacheKey);
     if (cached === undefined && deadline.passed) return { ok: false, error: deadlinePassed(ref) };
     const result =
       cached ?? (await this.inflight.run(cacheKey, () => this.decide(ref, cacheKey, deadline.signal)));
-    return this.toOutcome(result, ref, cached !== undefined);
+    const tally = new Tally();
+    const outcome = this.toOutcome(result, ref, cached !== undefined, tally);
+    tally.addTo(this.deps.metrics);
+    return outcome;
   }
 
   /**
@@ -148,7 +206,7 @@ export class Verifier {
       return { outcome: { ok: false, error }, steps };
     }
     steps.push({ kind: 'reference', text: `${key} is ${ref.normalized}` });
-    const cacheKey = `${this.cacheNamespace}|${ref.normalized}`;
+    const cacheKey = this.cacheKey(ref);
     const cached = await this.deps.cache.get(cacheKey);
     steps.push({
       kind: 'cache',
@@ -159,7 +217,9 @@ export class Verifier {
     });
     const deadline = AbortSignal.timeout(this.config.server.requestDeadlineMs);
     const result = await withTrace(steps, () => this.decide(ref, cacheKey, deadline));
-    const outcome = this.toOutcome(result, ref, false);
+    const tally = new Tally();
+    const outcome = this.toOutcome(result, ref, false, tally);
+    tally.addTo(this.deps.metrics);
     steps.push({
       kind: 'verdict',
       text: outcome.ok
@@ -263,9 +323,14 @@ export class Verifier {
     );
   }
 
-  private toOutcome(result: CachedOutcome | ProvenantError, ref: ImageReference, cached: boolean): Outcome {
+  private toOutcome(
+    result: CachedOutcome | ProvenantError,
+    ref: ImageReference,
+    cached: boolean,
+    tally: Tally,
+  ): Outcome {
     const count = (validator: string, outcome: string, code: ErrorCode | 'none'): void =>
-      this.deps.metrics?.verifications.inc({ validator, result: outcome, cached: String(cached), code });
+      tally.add(validator, outcome, cached, code);
     if (result instanceof ProvenantError) {
       count('none', 'error', result.code);
       return { ok: false, error: result };
@@ -281,7 +346,17 @@ export class Verifier {
     count(verdict.validator, 'trusted', 'none');
     const pinned =
       verdict.mode === 'insecureValidateOnly' ? ref.original : pinnedReference(ref, verdict.digest);
-    return { ok: true, verdict: { ...verdict, pinned } };
+    // Field by field: spreading the cached object was the largest per-key cost of a cached answer.
+    const answer: Verdict = {
+      image: verdict.image,
+      digest: verdict.digest,
+      validator: verdict.validator,
+      signers: verdict.signers,
+      rule: verdict.rule,
+      mode: verdict.mode,
+      pinned,
+    };
+    return { ok: true, verdict: verdict.notes === undefined ? answer : { ...answer, notes: verdict.notes } };
   }
 }
 
@@ -300,6 +375,53 @@ function describeValidator(config: Config, rule: RuleConfig): string {
   const where = v.type === 'notaryv1' ? ` at ${v.host}` : '';
   return `${v.type} validator "${v.name}"${where}; trust roots: ${roots}; rule selects trustRoot "${rule.with?.trustRoot ?? 'default'}"`;
 }
+
+interface Batch {
+  /** Filled in as keys are answered; complete once `rest` resolves (at once when it is undefined). */
+  readonly outcomes: Outcome[];
+  readonly deadline: Deadline;
+  readonly rest?: Promise<unknown>;
+}
+
+/** Whether `work` settles before `signal` aborts (rejects if `work` rejects first). */
+function settledBefore(work: Promise<unknown>, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => resolve(false);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      () => resolve(true),
+      (err: unknown) => reject(err as Error),
+    );
+    void work.finally(() => signal.removeEventListener('abort', onAbort)).catch(() => undefined);
+  });
+}
+
+/**
+ * provenant_verifications_total for the keys of one request, added once per label set: a 1,000-key
+ * request answered from the cache is a handful of counter updates, not a thousand.
+ */
+class Tally {
+  private readonly counts: { labels: VerificationLabels; n: number }[] = [];
+
+  add(validator: string, result: string, cached: boolean, code: string): void {
+    // A request's keys share a few label sets (most often one): a short scan, no string built per key.
+    const label = String(cached);
+    for (const entry of this.counts) {
+      const l = entry.labels;
+      if (l.validator === validator && l.result === result && l.cached === label && l.code === code) {
+        entry.n++;
+        return;
+      }
+    }
+    this.counts.push({ labels: { validator, result, cached: label, code }, n: 1 });
+  }
+
+  addTo(metrics: Metrics | undefined): void {
+    for (const { labels, n } of this.counts) metrics?.verifications.inc(labels, n);
+  }
+}
+
+type VerificationLabels = Record<'validator' | 'result' | 'cached' | 'code', string>;
 
 /**
  * A request's deadline. Its AbortSignal, and the timer behind it, are made only when a key needs the

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { configJsonSchema } from '../../src/config/index.ts';
+import { configJsonSchema } from '../../src/config/schema.ts';
 
 /** JSON-pointer-ish paths of every object schema in `node`, and whether each forbids unknown fields. */
 function objectSchemas(node: unknown, path = '#'): { path: string; strict: boolean }[] {

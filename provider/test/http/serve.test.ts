@@ -27,6 +27,7 @@ interface Started {
   readonly server: RunningServer;
   readonly runtime: Runtime;
   readonly port: number;
+  readonly metrics: Metrics;
 }
 
 const running: Started[] = [];
@@ -56,7 +57,7 @@ ${serverYaml}`);
     logger: createLogger('silent'),
     server: config.server,
   });
-  const started = { server, runtime, port: Number(new URL(server.url).port) };
+  const started = { server, runtime, port: Number(new URL(server.url).port), metrics };
   running.push(started);
   return started;
 }
@@ -127,6 +128,15 @@ function trickle(text: string, everyMs: number): (socket: TLSSocket) => void {
     socket.once('close', () => clearInterval(timer));
   };
 }
+
+describe('starting', () => {
+  it('counts no request before the first client: the warm-up requests it answers in process are forgotten', async () => {
+    const { metrics } = await start();
+    const counted = await metrics.registry.getSingleMetricAsString('provenant_http_requests_total');
+    expect(counted).toContain('# TYPE provenant_http_requests_total counter');
+    expect(counted).not.toMatch(/^provenant_http_requests_total\{/m);
+  });
+});
 
 describe('the listening server', () => {
   // One server for the tests that leave it as they found it; the others start their own.

@@ -105,6 +105,13 @@ describe('serving TLS', () => {
       });
     });
 
+    it('starts with nothing refused: the warm-up requests it answers in process before listening need no credentials', async () => {
+      const { metrics } = await start(fileTls(`, clientCA: ${ca.cert}`));
+      const refused = await metrics.registry.getSingleMetricAsString('provenant_auth_refusals_total');
+      expect(refused).toContain('# TYPE provenant_auth_refusals_total counter');
+      expect(refused).not.toMatch(/^provenant_auth_refusals_total\{/m);
+    });
+
     it('reports the earliest expiry of a chain: the leaf and an intermediate that expires sooner', async () => {
       const leaf = await issueCertWith(dir, ca, 'long-leaf', {
         subject: '/CN=long-leaf',

@@ -517,6 +517,16 @@ const INVALID_CASES: readonly InvalidCase[] = [
 ];
 
 describe('parseReference', () => {
+  it('hands out the same frozen reference for an input it parsed lately, and refuses a bad one every time', () => {
+    const first = parseReference('registry.example/team/app:1.0');
+    expect(parseReference('registry.example/team/app:1.0')).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    for (let i = 0; i < 2; i++)
+      expect(() => parseReference('registry.example/Team/app:1.0')).toThrow(
+        /REFERENCE_INVALID|repository must be/,
+      );
+  });
+
   it.each(VALID_CASES)('normalises $input to $normalized', (c) => {
     expect(parseReference(c.input)).toEqual({
       original: c.input,

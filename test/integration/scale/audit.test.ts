@@ -195,7 +195,7 @@ describe("Gatekeeper's audit: 10,000 distinct images in requests of 1,000 keys",
     expect(counts.log.filter((r) => r.path.includes('/elsewhere/'))).toEqual([]);
   });
 
-  it("shares a digest's signatures between its tags: .sig fetched for fewer than half the cosign keys, no payload blob", () => {
+  it("shares a digest's signatures between its tags: .sig fetched at most twice per repository, no payload blob", () => {
     const cosignKeys = [...expected.keys()].filter((k) => k.includes('/cosign/'));
     const perRepository = new Map<string, number>();
     for (const r of counts.log.filter((r) => /\/manifests\/sha256-[0-9a-f]{64}\.sig$/.test(r.path))) {
@@ -206,9 +206,11 @@ describe("Gatekeeper's audit: 10,000 distinct images in requests of 1,000 keys",
       ['signed0', 'signed1', 'signed2', 'stranger', 'unsigned'].map((r) => `/v2/cosign/${r}`),
     );
     // One fetch per key before (1,000); tags that arrive while their digest is verified, or within the
-    // shorter verdict TTL after, share its result (validators/cosign/digest-memo.ts).
-    const fetches = [...perRepository.values()].reduce((a, b) => a + b, 0);
-    expect(fetches, JSON.stringify(Object.fromEntries(perRepository))).toBeLessThan(cosignKeys.length / 2);
+    // shorter verdict TTL after, share its result (validators/cosign/digest-memo.ts). Each repository
+    // here holds one digest: a second fetch is allowed for a joiner whose first caller ran out of time.
+    const seen = JSON.stringify(Object.fromEntries(perRepository));
+    expect([...perRepository.values()].every((n) => n <= 2), seen).toBe(true);
+    expect(cosignKeys.length).toBeGreaterThan(100);
     // cosign's simple-signing payloads are rebuilt from the digest (validators/cosign/signatures.ts).
     expect(counts.log.filter((r) => r.path.includes('/blobs/'))).toEqual([]);
   });

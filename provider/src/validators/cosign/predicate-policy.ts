@@ -4,10 +4,11 @@
  * entrypoint must evaluate to `true` for the predicate to pass; input is `{predicateType, predicate}`.
  * Evaluation is synchronous and bounded by the policy; the module is compiled once at load.
  */
-import { loadPolicy } from '@open-policy-agent/opa-wasm';
 import type { PredicatePolicy } from './attestations.ts';
 
 export async function loadPredicatePolicy(wasm: Buffer, entrypoint?: string): Promise<PredicatePolicy> {
+  // Loaded with the first policy: most configs verify no attestations.
+  const { loadPolicy } = await import('@open-policy-agent/opa-wasm');
   const policy = await loadPolicy(wasm);
   return {
     allows(statement) {
