@@ -209,7 +209,10 @@ describe("Gatekeeper's audit: 10,000 distinct images in requests of 1,000 keys",
     // shorter verdict TTL after, share its result (validators/cosign/digest-memo.ts). Each repository
     // here holds one digest: a second fetch is allowed for a joiner whose first caller ran out of time.
     const seen = JSON.stringify(Object.fromEntries(perRepository));
-    expect([...perRepository.values()].every((n) => n <= 2), seen).toBe(true);
+    expect(
+      [...perRepository.values()].every((n) => n <= 2),
+      seen,
+    ).toBe(true);
     expect(cosignKeys.length).toBeGreaterThan(100);
     // cosign's simple-signing payloads are rebuilt from the digest (validators/cosign/signatures.ts).
     expect(counts.log.filter((r) => r.path.includes('/blobs/'))).toEqual([]);
