@@ -1,6 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import selfsigned from 'selfsigned';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -419,6 +421,19 @@ describe('invalid YAML', () => {
     expect(err.message).toBe(
       `config ${TEST_SOURCE} is not valid YAML: collections nested ${depth} levels deep, at most ${MAX_CONFIG_NESTING} allowed`,
     );
+  });
+
+  it('survives loading a 5 000-deep config again and again, which used to abort the process', () => {
+    // The third load aborted node (a fresh process, as `serve` reloading a broken ConfigMap): run in a
+    // child, so that a regression fails this test instead of killing the test worker.
+    const script = `
+      import { parseConfig } from ${JSON.stringify(fileURLToPath(new URL('../../src/config/index.ts', import.meta.url)))};
+      const text = 'validators: ' + '['.repeat(5000) + ']'.repeat(5000) + '\\n';
+      for (let i = 0; i < 5; i++) try { parseConfig(text, 'deep.yaml', '/'); } catch (e) { console.log(e.code); }`;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+    });
+    expect(out.trim().split('\n')).toEqual(Array(5).fill('CONFIG_INVALID'));
   });
 
   it('loads a config nested as deep as allowed', () => {
