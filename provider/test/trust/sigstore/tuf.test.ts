@@ -126,7 +126,6 @@ describe('the TUF cache directory', () => {
       get files() {
         return current.repo.files;
       },
-      root: repo.root,
     });
     servers.push(server);
     return { url, current };
@@ -232,7 +231,7 @@ describe('the TUF cache directory', () => {
     const first = await refreshOnce(config);
     expect(first.error).toBeUndefined();
     expect(first.rekors.join()).toContain('evilstor');
-    current.repo = { files: new Map(), root: repo.root }; // the mirror answers 404 to everything
+    current.repo = { ...repo, files: new Map() }; // the mirror answers 404 to everything
     const reloaded = await refreshOnce(config, first.configured);
     expect(reloaded.rekorsAtStart).toEqual(first.rekors);
     expect(reloaded.error).toBeInstanceOf(Error);
