@@ -78,14 +78,14 @@ export function property<T>(
   );
 }
 
-/** Runs a synchronous parser, failing the property when one input takes longer than HANG_LIMIT_MS. */
-export function timed<T>(fn: () => T): T {
+/** Runs a synchronous parser, failing the property when one input takes longer than `limitMs`. */
+export function timed<T>(fn: () => T, limitMs = HANG_LIMIT_MS): T {
   const started = performance.now();
   try {
     return fn();
   } finally {
     const elapsed = performance.now() - started;
-    expect(elapsed, `one input took ${elapsed.toFixed(0)} ms`).toBeLessThan(HANG_LIMIT_MS);
+    expect(elapsed, `one input took ${elapsed.toFixed(0)} ms`).toBeLessThan(limitMs);
   }
 }
 
@@ -93,9 +93,9 @@ export function timed<T>(fn: () => T): T {
 export type Outcome<T> =
   { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
 
-export function outcome<T>(fn: () => T): Outcome<T> {
+export function outcome<T>(fn: () => T, limitMs = HANG_LIMIT_MS): Outcome<T> {
   try {
-    return { ok: true, value: timed(fn) };
+    return { ok: true, value: timed(fn, limitMs) };
   } catch (error) {
     if (isAssertion(error)) throw error;
     return { ok: false, error };
