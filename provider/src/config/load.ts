@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { LineCounter, parseDocument, type Document } from 'yaml';
+import { LineCounter, Parser, parseDocument, type CST, type Document } from 'yaml';
 import { ProvenantError } from '../types/errors.ts';
 import type { Config } from './schema.ts';
 import { validateConfigSchema as validateSchema } from './schema-validator.ts';
@@ -57,7 +57,41 @@ export function parseConfig(text: string, source: string, baseDir: string): Conf
   return deepFreeze(resolvePaths(raw as Config, baseDir));
 }
 
+/**
+ * Collections nested deeper than this are refused before yaml composes the document. yaml's composer
+ * recurses once per level and turns a stack overflow into a parse error, but V8 may abort the whole
+ * process when the overflow strikes while a RegExp is being compiled ("RegExpCompiler Allocation
+ * failed - process out of memory": a 5 000-deep `[[[…]]]` killed the fuzzing worker). Real configs
+ * nest under 10 levels.
+ */
+export const MAX_CONFIG_NESTING = 64;
+
+/** How deep collections nest in `text`, from yaml's CST (its parser keeps an explicit stack). */
+function nestingDepth(text: string): number {
+  let deepest = 0;
+  const pending: [CST.Token | null | undefined, number][] = [];
+  for (const token of new Parser().parse(text)) pending.push([token, 0]);
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [token, depth] = next;
+    if (token === undefined || token === null) continue;
+    if (token.type === 'document') pending.push([token.value, depth]);
+    if (token.type === 'block-map' || token.type === 'block-seq' || token.type === 'flow-collection') {
+      deepest = Math.max(deepest, depth + 1);
+      for (const item of token.items)
+        pending.push(['key' in item ? item.key : undefined, depth + 1], [item.value, depth + 1]);
+    }
+  }
+  return deepest;
+}
+
 function parseYaml(text: string, source: string): { value: unknown; doc: Document; lines: LineCounter } {
+  const depth = nestingDepth(text);
+  if (depth > MAX_CONFIG_NESTING) {
+    throw new ProvenantError(
+      'CONFIG_INVALID',
+      `config ${source} is not valid YAML: collections nested ${depth} levels deep, at most ${MAX_CONFIG_NESTING} allowed`,
+    );
+  }
   const lines = new LineCounter();
   // prettyErrors would copy the offending source lines, secrets included, into the message.
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines });

@@ -108,7 +108,7 @@ export class Runtime {
    * in. If they never get ready the new generation is discarded and the current one keeps serving.
    */
   async replace(config: Config, source: string): Promise<void> {
-    const next = this.build(config);
+    const next = this.build(config, this.current);
     try {
       await next.verifier.ready();
     } catch (err) {
@@ -140,7 +140,8 @@ export class Runtime {
     await this.redis?.close();
   }
 
-  private build(config: Config): Generation {
+  /** `previous`: the generation this one replaces, whose last TUF-verified Sigstore root carries over. */
+  private build(config: Config, previous?: Generation): Generation {
     const registry = new RegistryClient({
       registries: config.registries,
       policyPatterns: config.policy.map((rule) => rule.pattern),
@@ -151,6 +152,7 @@ export class Runtime {
       config.sigstore,
       this.options.onSigstoreRefresh,
       this.options.refreshPublicGood === true && config.validators.some((v) => v.type === 'cosign'),
+      previous?.sigstore,
     );
     const alerter =
       this.options.sendAlerts === true && config.alerting !== undefined

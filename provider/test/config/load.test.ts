@@ -1,11 +1,14 @@
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import selfsigned from 'selfsigned';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { loadConfigFile, parseConfig } from '../../src/config/index.ts';
+import { MAX_CONFIG_NESTING } from '../../src/config/load.ts';
 import { configProblems, makeTempDir, provenantErrorFrom, TEST_SOURCE, yamlBlock } from './helpers.ts';
 
 // Unknown fields are pointed at, never quoted (a broken file can turn a secret into a key).
@@ -404,6 +407,39 @@ describe('invalid YAML', () => {
     const err = provenantErrorFrom(() => parseConfig(text, TEST_SOURCE, '/'));
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.message).toContain(`config ${TEST_SOURCE} is not valid YAML`);
+  });
+
+  // Found fuzzing: yaml's composer overflowed the stack on a 5 000-deep flow sequence and V8 aborted
+  // the process ("RegExpCompiler Allocation failed") instead of yaml reporting a parse error.
+  it.each([
+    ['flow sequences', `validators: ${'['.repeat(5000)}${']'.repeat(5000)}\n`, 5001],
+    ['flow mappings', `validators: ${'{a: '.repeat(300)}1${'}'.repeat(300)}\n`, 301],
+    ['block sequences', `validators:\n  ${'- '.repeat(20_000)}x\n`, 20_001],
+  ])('refuses %s nested thousands deep as CONFIG_INVALID, before composing them', (_title, text, depth) => {
+    const err = provenantErrorFrom(() => parseConfig(text, TEST_SOURCE, '/'));
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.message).toBe(
+      `config ${TEST_SOURCE} is not valid YAML: collections nested ${depth} levels deep, at most ${MAX_CONFIG_NESTING} allowed`,
+    );
+  });
+
+  it('survives loading a 5 000-deep config again and again, which used to abort the process', () => {
+    // The third load aborted node (a fresh process, as `serve` reloading a broken ConfigMap): run in a
+    // child, so that a regression fails this test instead of killing the test worker.
+    const script = `
+      import { parseConfig } from ${JSON.stringify(fileURLToPath(new URL('../../src/config/index.ts', import.meta.url)))};
+      const text = 'validators: ' + '['.repeat(5000) + ']'.repeat(5000) + '\\n';
+      for (let i = 0; i < 5; i++) try { parseConfig(text, 'deep.yaml', '/'); } catch (e) { console.log(e.code); }`;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+    });
+    expect(out.trim().split('\n')).toEqual(Array(5).fill('CONFIG_INVALID'));
+  });
+
+  it('loads a config nested as deep as allowed', () => {
+    const text = `${MINIMAL}x-deep: ${'['.repeat(MAX_CONFIG_NESTING - 1)}${']'.repeat(MAX_CONFIG_NESTING - 1)}\n`;
+    // Composed and checked: its one problem is the unknown field, not its depth.
+    expect(configProblems(text)).toEqual([expect.stringMatching(/^\/: unknown field at line \d+/)]);
   });
 });
 

@@ -28,16 +28,18 @@ export const HANG_LIMIT_MS = 2_000;
 
 /**
  * One property over `arbitrary`, `runs` times (or PROVENANT_FUZZ_RUNS). `examples` are inputs a past
- * run found failing, kept as explicit regressions; they run first, every time.
+ * run found failing, kept as explicit regressions; they run first, every time. `maxRuns` caps a long
+ * run for a property whose inputs are few (nesting depths: one integer and a kind), where more runs
+ * would only repeat them.
  */
 export function property<T>(
   name: string,
   parser: string,
   arbitrary: fc.Arbitrary<T>,
   predicate: (value: T) => void | Promise<void>,
-  options: { readonly runs: number; readonly examples?: readonly T[] },
+  options: { readonly runs: number; readonly examples?: readonly T[]; readonly maxRuns?: number },
 ): void {
-  const numRuns = LONG_RUNS ?? options.runs;
+  const numRuns = Math.min(LONG_RUNS ?? options.runs, options.maxRuns ?? Infinity);
   it(
     name,
     async () => {
@@ -76,14 +78,14 @@ export function property<T>(
   );
 }
 
-/** Runs a synchronous parser, failing the property when one input takes longer than HANG_LIMIT_MS. */
-export function timed<T>(fn: () => T): T {
+/** Runs a synchronous parser, failing the property when one input takes longer than `limitMs`. */
+export function timed<T>(fn: () => T, limitMs = HANG_LIMIT_MS): T {
   const started = performance.now();
   try {
     return fn();
   } finally {
     const elapsed = performance.now() - started;
-    expect(elapsed, `one input took ${elapsed.toFixed(0)} ms`).toBeLessThan(HANG_LIMIT_MS);
+    expect(elapsed, `one input took ${elapsed.toFixed(0)} ms`).toBeLessThan(limitMs);
   }
 }
 
@@ -91,9 +93,9 @@ export function timed<T>(fn: () => T): T {
 export type Outcome<T> =
   { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
 
-export function outcome<T>(fn: () => T): Outcome<T> {
+export function outcome<T>(fn: () => T, limitMs = HANG_LIMIT_MS): Outcome<T> {
   try {
-    return { ok: true, value: timed(fn) };
+    return { ok: true, value: timed(fn, limitMs) };
   } catch (error) {
     if (isAssertion(error)) throw error;
     return { ok: false, error };
@@ -152,8 +154,7 @@ export function nestedJsonText(depth: number, kind: 'array' | 'object' = 'array'
     : `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
 }
 
-/** Strings a parser must survive: any UTF-16 (lone surrogates too), NUL and control bytes, long runs. */
-export const hostileString: fc.Arbitrary<string> = fc.oneof(
+const shortStrings = [
   fc.string(),
   fc.string({ unit: 'grapheme' }),
   fc.string({ unit: 'binary' }),
@@ -176,8 +177,15 @@ export const hostileString: fc.Arbitrary<string> = fc.oneof(
       '😀',
     ),
   }),
-  fc.tuple(fc.string({ maxLength: 4 }), fc.integer({ min: 1, max: 70_000 })).map(([s, n]) => s.repeat(n)),
-);
+];
+
+/** A short string repeated up to 70 000 times: past any 64 KiB bound. */
+const longString: fc.Arbitrary<string> = fc
+  .tuple(fc.string({ maxLength: 4 }), fc.integer({ min: 1, max: 70_000 }))
+  .map(([s, n]) => s.repeat(n));
+
+/** Strings a parser must survive: any UTF-16 (lone surrogates too), NUL and control bytes, long runs. */
+export const hostileString: fc.Arbitrary<string> = fc.oneof(...shortStrings, longString);
 
 /** Numbers JSON can carry that code tends not to expect. */
 export const hostileNumber: fc.Arbitrary<number> = fc.oneof(
@@ -186,14 +194,42 @@ export const hostileNumber: fc.Arbitrary<number> = fc.oneof(
   fc.integer(),
 );
 
-/** Any JSON value nested at most a few levels: hostile strings and numbers, wide arrays. */
-export const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
+/**
+ * An array of 1000 to 3000 elements, a few distinct JSON values repeated: as wide as independent
+ * elements, for a fraction of the cost (generating 3000 independent values took ~12 ms per input, more
+ * than most parsers spend on it).
+ */
+const wideArray: fc.Arbitrary<unknown[]> = fc
+  .tuple(
+    fc.array(fc.jsonValue({ maxDepth: 1 }), { minLength: 1, maxLength: 8 }),
+    fc.integer({ min: 1000, max: 3000 }),
+  )
+  .map(([values, length]) => Array.from({ length }, (_, i) => values[i % values.length]));
+
+const smallValues = [
   { weight: 4, arbitrary: fc.jsonValue({ maxDepth: 4 }) },
-  { weight: 2, arbitrary: hostileString },
   { weight: 2, arbitrary: hostileNumber },
   { weight: 1, arbitrary: fc.constantFrom(null, true, false, [], {}) },
-  { weight: 1, arbitrary: fc.array(fc.jsonValue({ maxDepth: 1 }), { minLength: 1000, maxLength: 3000 }) },
+];
+
+/** Any JSON value nested at most a few levels: hostile strings and numbers, wide arrays. */
+export const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
+  ...smallValues,
+  { weight: 2, arbitrary: hostileString },
+  { weight: 1, arbitrary: wideArray },
 );
+
+/**
+ * hostileValue without its bulky values (wide arrays, 280 000-character strings): for parsers whose
+ * cost grows with the input's size (YAML), which meet bulk in a property of its own with fewer inputs.
+ */
+export const compactHostileValue: fc.Arbitrary<unknown> = fc.oneof(...smallValues, {
+  weight: 2,
+  arbitrary: fc.oneof(...shortStrings),
+});
+
+/** Values whose cost is their size: 1000–3000-element arrays, strings of up to 280 000 characters. */
+export const bulkyValue: fc.Arbitrary<unknown> = fc.oneof(wideArray, longString);
 
 const deepSpec = fc.tuple(
   fc.integer({ min: 1, max: DEEP_NESTING }),
@@ -246,12 +282,20 @@ export function mutatedJson(
 
 const DEEP_MARKER = '\u0000deep:';
 
-/** mutatedJson as JSON text, where the value put in may also be nested DEEP_NESTING deep. */
-export function mutatedJsonText(base: unknown): fc.Arbitrary<string> {
+/**
+ * mutatedJson as JSON text, where the value put in is one of `values` or, one time in `1 + deepOdds`,
+ * nested up to DEEP_NESTING deep (`deepOdds: 0`: never).
+ */
+export function mutatedJsonText(
+  base: unknown,
+  { values = hostileValue, deepOdds = 9 }: { values?: fc.Arbitrary<unknown>; deepOdds?: number } = {},
+): fc.Arbitrary<string> {
   const deepMarker = deepSpec.map(([depth, kind]) => `${DEEP_MARKER}${depth}:${kind}`);
   return mutatedJson(
     base,
-    fc.oneof({ weight: 9, arbitrary: hostileValue }, { weight: 1, arbitrary: deepMarker }),
+    deepOdds === 0
+      ? values
+      : fc.oneof({ weight: deepOdds, arbitrary: values }, { weight: 1, arbitrary: deepMarker }),
   ).map((value) =>
     (JSON.stringify(value) ?? 'null').replace(
       /"\\u0000deep:(\d+):(array|object)"/g,

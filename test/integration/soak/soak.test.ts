@@ -1,5 +1,5 @@
 /**
- * The soak of test/soak/soak.ts. In the test command it runs SOAK_DURATION seconds (default 100, plus
+ * The soak of test/soak/soak.ts. In the test command it runs SOAK_DURATION seconds (default 120, plus
  * about 20 s of setup) at SOAK_RATE requests per second (default 20); `npm run soak` runs this file
  * for 30 minutes at 50 requests per second. Figures go to stdout and to SOAK_OUTPUT (a JSON file)
  * when set.
@@ -13,7 +13,7 @@ const number = (name: string, fallback: number): number => {
   if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number`);
   return n;
 };
-const DURATION_S = number('SOAK_DURATION', 100);
+const DURATION_S = number('SOAK_DURATION', 120);
 const RATE = number('SOAK_RATE', 20);
 /** A short soak still gets a warm-up and several windows. */
 const WINDOW_S = Math.min(DEFAULT_SOAK.windowS, Math.round(DURATION_S / 5));

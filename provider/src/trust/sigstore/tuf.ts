@@ -175,11 +175,19 @@ export interface ConfiguredSigstore {
   readonly trust: SigstoreTrust | undefined;
   /** Stops background refreshes (config replaced, shutdown). */
   stop(): void;
+  /** The TUF cache directory refreshes go through (one per mirror and initial root), if any. */
+  readonly tufCache?: string | undefined;
+  /** The root of the last successful TUF refresh, if one succeeded. */
+  lastRefreshed?(): TrustedRoot | undefined;
 }
 
 /**
  * The `sigstore:` config section as trust material: a static `trustedRoot` (read now), kept current from
- * `tufMirror` (initial root `tufRoot`) when one is configured.
+ * `tufMirror` (initial root `tufRoot`) when one is configured. `previous` is the section this one
+ * replaces (a config reload): when both refresh from the same repository and initial root, the new one
+ * starts from the root the previous one last verified, so a reload while the mirror is down keeps the
+ * last good root instead of falling back to the initial one (TUF spec §5.2: the trusted root is the
+ * last one the client verified).
  */
 export function configureSigstore(
   config: SigstoreConfig | undefined,
@@ -189,6 +197,7 @@ export function configureSigstore(
    * public-good's own TUF repository (`provenant serve` with cosign validators, unless `offline`).
    */
   refreshPublicGood = false,
+  previous?: ConfiguredSigstore,
 ): ConfiguredSigstore {
   const publicGood =
     config?.trustedRoot === undefined &&
@@ -200,12 +209,18 @@ export function configureSigstore(
   const trust = new SigstoreTrust({ trustedRoot: config?.trustedRoot });
   const mirror = config?.tufMirror ?? (publicGood ? PUBLIC_GOOD_TUF_MIRROR : undefined);
   if (mirror === undefined) return { trust, stop: () => {} };
+  const cacheDir = tufCacheDir({ base: config?.tufCacheDir, mirror, rootPath: config?.tufRoot });
+  let refreshed = previous?.tufCache === cacheDir ? previous.lastRefreshed?.() : undefined;
+  if (refreshed !== undefined) trust.update(refreshed);
   const refresher = new TufRefresher(trust, {
     mirror,
     rootPath: config?.tufRoot,
-    cacheDir: tufCacheDir({ base: config?.tufCacheDir, mirror, rootPath: config?.tufRoot }),
-    onRefresh,
+    cacheDir,
+    onRefresh: (error) => {
+      if (error === undefined) refreshed = trust.current();
+      onRefresh?.(error);
+    },
   });
   refresher.start();
-  return { trust, stop: () => refresher.stop() };
+  return { trust, stop: () => refresher.stop(), tufCache: cacheDir, lastRefreshed: () => refreshed };
 }

@@ -11,7 +11,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SigstoreTrust } from '../../../src/trust/sigstore/index.ts';
-import { configureSigstore, TufRefresher, tufCacheDir } from '../../../src/trust/sigstore/tuf.ts';
+import {
+  configureSigstore,
+  TufRefresher,
+  tufCacheDir,
+  type ConfiguredSigstore,
+} from '../../../src/trust/sigstore/tuf.ts';
 import { ProvenantError } from '../../../src/types/errors.ts';
 import { serveTufRepository as serve, tufRepository, type Repo } from '../../helpers/tuf-repository.ts';
 
@@ -121,22 +126,35 @@ describe('the TUF cache directory', () => {
       get files() {
         return current.repo.files;
       },
-      root: repo.root,
     });
     servers.push(server);
     return { url, current };
   }
 
   /** Runs one refresh through configureSigstore, as serve does, and gives back its result. */
-  function refreshOnce(config: Parameters<typeof configureSigstore>[0]): Promise<{
+  function refreshOnce(
+    config: Parameters<typeof configureSigstore>[0],
+    previous?: ConfiguredSigstore,
+  ): Promise<{
     error: Error | undefined;
     rekors: string[];
+    /** The root's logs before the refresh: what a reload starts from. */
+    rekorsAtStart: string[];
+    configured: ConfiguredSigstore;
   }> {
     return new Promise((resolve) => {
-      const configured = configureSigstore(config, (error) => {
-        configured.stop();
-        resolve({ error, rekors: configured.trust?.current().tlogs.map((t) => t.baseUrl) ?? [] });
-      });
+      const rekorsOf = (c: ConfiguredSigstore): string[] =>
+        c.trust?.current().tlogs.map((t) => t.baseUrl) ?? [];
+      const configured: ConfiguredSigstore = configureSigstore(
+        config,
+        (error) => {
+          configured.stop();
+          resolve({ error, rekors: rekorsOf(configured), rekorsAtStart, configured });
+        },
+        false,
+        previous,
+      );
+      const rekorsAtStart = rekorsOf(configured);
     });
   }
 
@@ -201,6 +219,28 @@ describe('the TUF cache directory', () => {
     }
     expect(thrown).toBeInstanceOf(ProvenantError);
     expect((thrown as ProvenantError).code).toBe('CONFIG_UNSAFE_DIRECTORY');
+  });
+
+  it('starts a reload from the root its last refresh verified, and keeps it while the mirror is down', async () => {
+    // The repository's target names its own log, so its root is told apart from the embedded one.
+    const repo = tufRepository(evilTarget);
+    const { url, current } = await mirror(repo);
+    const rootPath = path.join(dir, 'reload-root.json');
+    await writeFile(rootPath, repo.root);
+    const config = { tufMirror: url, tufRoot: rootPath, tufCacheDir: path.join(dir, 'reload-cache') };
+    const first = await refreshOnce(config);
+    expect(first.error).toBeUndefined();
+    expect(first.rekors.join()).toContain('evilstor');
+    current.repo = { ...repo, files: new Map() }; // the mirror answers 404 to everything
+    const reloaded = await refreshOnce(config, first.configured);
+    expect(reloaded.rekorsAtStart).toEqual(first.rekors);
+    expect(reloaded.error).toBeInstanceOf(Error);
+    expect(reloaded.rekors).toEqual(first.rekors);
+    // A reload with another initial root does not inherit what the old one verified.
+    const otherRoot = path.join(dir, 'reload-other-root.json');
+    await writeFile(otherRoot, tufRepository(target).root);
+    const other = await refreshOnce({ ...config, tufRoot: otherRoot }, reloaded.configured);
+    expect(other.rekorsAtStart.join()).not.toContain('evilstor');
   });
 
   it('starts again from a changed tufRoot instead of the root an earlier one left in the cache', async () => {
