@@ -95,10 +95,12 @@ export class Verifier {
 
   /**
    * Runs what a first verification would run for the first time and that needs no registry: every
-   * rule's pattern against a reference (re2js builds its automata as it matches).
+   * rule's pattern against a reference (re2js builds its automata as it matches), and each
+   * validator's own offline check (cosign: one signature made in memory).
    */
   warmUp(): void {
     mostSpecificRule(this.rules, parseReference(WARM_UP_REFERENCE));
+    for (const validator of this.validators.values()) validator.warmUp?.();
   }
 
   /** Closes the validators' own connections (the registry client is the Runtime's to close). */

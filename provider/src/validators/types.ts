@@ -27,6 +27,8 @@ export interface Validator {
   validate(request: ValidationRequest): Promise<Validated>;
   /** Resolves once the validator can answer (policies compiled); rejects with CONFIG_INVALID if it never will. */
   ready?(): Promise<void>;
+  /** Runs its verification code once offline, before the server listens, so a first request does not pay for it. */
+  warmUp?(): void;
   /** Releases connections (called once the config that built it is replaced and drained). */
   close?(): Promise<void>;
 }

@@ -18,6 +18,7 @@ import { DigestMemo } from './digest-memo.ts';
 import { checkAttestation, fetchAttestations, type AttestationRequirement } from './attestations.ts';
 import { evaluatePolicy, selectRoots, type PolicyOutcome } from './policy.ts';
 import { fetchSignatures, signatureId, type CosignSignature } from './signatures.ts';
+import { warmUpLegacyCheck } from './warm-up.ts';
 import { checkSignature, FAILURE_RANK, type Check, type CheckOptions, type RootMaterial } from './verify.ts';
 
 type CosignValidatorConfig = Extract<ValidatorConfig, { type: 'cosign' }>;
@@ -117,6 +118,10 @@ export class CosignValidator implements Validator {
   /** Resolves once the attestation policy (if any) is compiled; rejects with CONFIG_INVALID otherwise. */
   async ready(): Promise<void> {
     await this.attestation;
+  }
+
+  warmUp(): void {
+    warmUpLegacyCheck(() => this.trustedRoot());
   }
 
   private trustedRoot(): TrustedRoot {
