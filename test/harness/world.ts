@@ -159,13 +159,24 @@ export interface ProviderAnswer {
 }
 
 /** POST one ProviderRequest for `keys` to /v1/verify. Transport errors reject. */
-export async function verify(
+export function verify(
   url: string,
   dispatcher: Dispatcher,
   keys: readonly string[],
   timeoutMs = 30_000,
 ): Promise<ProviderAnswer> {
-  const res = await request(`${url}/v1/verify`, {
+  return askProvider(url, dispatcher, 'verify', keys, timeoutMs);
+}
+
+/** POST one ProviderRequest for `keys` to /v1/verify or /v1/mutate. Transport errors reject. */
+export async function askProvider(
+  url: string,
+  dispatcher: Dispatcher,
+  route: 'verify' | 'mutate',
+  keys: readonly string[],
+  timeoutMs = 30_000,
+): Promise<ProviderAnswer> {
+  const res = await request(`${url}/v1/${route}`, {
     method: 'POST',
     dispatcher,
     headers: { 'content-type': 'application/json' },

@@ -5,19 +5,13 @@
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Agent } from 'undici';
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cosignKeyPair, cosignSign, type CosignKey } from '../../harness/cosign.ts';
 import { pushRandomImage } from '../../harness/images.ts';
 import { makeTempDir } from '../../harness/process.ts';
 import { devCertAgent, startProvenant, type RunningProvenant } from '../../harness/provenant.ts';
 import { startDistributionRegistry, type RegistryServer } from '../../harness/registry.ts';
-
-interface Item {
-  key: string;
-  value: unknown;
-  error: string;
-}
+import { askProvider, type ProviderAnswer } from '../../harness/world.ts';
 
 describe('provenant serve with a cosign validator', () => {
   let registry: RegistryServer;
@@ -27,21 +21,11 @@ describe('provenant serve with a cosign validator', () => {
   let provenant: RunningProvenant;
   let dispatcher: Agent;
 
-  async function call(route: 'verify' | 'mutate', keys: string[]): Promise<Item[]> {
-    const res = await request(`${provenant.url}/v1/${route}`, {
-      method: 'POST',
-      dispatcher,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        apiVersion: 'externaldata.gatekeeper.sh/v1beta1',
-        kind: 'ProviderRequest',
-        request: { keys },
-      }),
-    });
-    expect(res.statusCode).toBe(200);
-    const body = (await res.body.json()) as { response: { items: Item[]; systemError: string } };
-    expect(body.response.systemError).toBe('');
-    return body.response.items;
+  async function call(route: 'verify' | 'mutate', keys: string[]): Promise<ProviderAnswer['items']> {
+    const answer = await askProvider(provenant.url, dispatcher, route, keys);
+    expect(answer.status).toBe(200);
+    expect(answer.systemError).toBe('');
+    return answer.items;
   }
 
   beforeAll(async () => {

@@ -15,6 +15,7 @@ import { startHostileServer, type HostileServer } from '../../../provider/test/h
 import { OCI_MANIFEST } from '../../../provider/src/registry/index.ts';
 import { makeTempDir } from '../../harness/process.ts';
 import { devCertAgent, startProvenant, type RunningProvenant } from '../../harness/provenant.ts';
+import { askProvider } from '../../harness/world.ts';
 
 const MiB = 1024 * 1024;
 const KEYS = 32;
@@ -59,7 +60,7 @@ function largeManifest(seed: number): Buffer {
 }
 
 interface Reply {
-  items?: { key: string; value: { digest?: string } | null; error: string }[];
+  items?: readonly { key: string; value: { digest?: string } | null; error: string }[];
   systemError?: string;
 }
 
@@ -124,19 +125,9 @@ describe('provider parsing 32 large manifests for one request', () => {
 
   async function verify(keys: string[]): Promise<{ reply: Reply; elapsedMs: number }> {
     const started = performance.now();
-    const res = await request(`${provenant.url}/v1/verify`, {
-      method: 'POST',
-      dispatcher,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        apiVersion: 'externaldata.gatekeeper.sh/v1beta1',
-        kind: 'ProviderRequest',
-        request: { keys },
-      }),
-    });
-    expect(res.statusCode).toBe(200);
-    const body = (await res.body.json()) as { response: Reply };
-    return { reply: body.response, elapsedMs: performance.now() - started };
+    const answer = await askProvider(provenant.url, dispatcher, 'verify', keys);
+    expect(answer.status).toBe(200);
+    return { reply: answer as Reply, elapsedMs: performance.now() - started };
   }
 
   async function probeMs(): Promise<number> {
