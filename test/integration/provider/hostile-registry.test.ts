@@ -13,15 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHostileServer, type HostileServer } from '../../../provider/test/helpers/hostile-server.ts';
 import { makeTempDir } from '../../harness/process.ts';
 import { devCertAgent, startProvenant, type RunningProvenant } from '../../harness/provenant.ts';
+import { askProvider, type ProviderAnswer } from '../../harness/world.ts';
 
 const DEADLINE_MS = 1500;
 const SLACK_MS = 1500;
 const HUNDRED_MB = 100 * 1024 * 1024;
-
-interface Reply {
-  items: { key: string; value: unknown; error: string }[];
-  systemError: string;
-}
 
 function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -97,21 +93,11 @@ describe('provider against a hostile registry', () => {
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
-  async function verify(key: string): Promise<{ reply: Reply; elapsedMs: number }> {
+  async function verify(key: string): Promise<{ reply: ProviderAnswer; elapsedMs: number }> {
     const started = performance.now();
-    const res = await request(`${provenant.url}/v1/verify`, {
-      method: 'POST',
-      dispatcher,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        apiVersion: 'externaldata.gatekeeper.sh/v1beta1',
-        kind: 'ProviderRequest',
-        request: { keys: [key] },
-      }),
-    });
-    expect(res.statusCode).toBe(200);
-    const body = (await res.body.json()) as { response: Reply };
-    return { reply: body.response, elapsedMs: performance.now() - started };
+    const reply = await askProvider(provenant.url, dispatcher, 'verify', [key]);
+    expect(reply.status).toBe(200);
+    return { reply, elapsedMs: performance.now() - started };
   }
 
   it('refuses a 100 MB manifest with REGISTRY_RESPONSE_TOO_LARGE, reading only a few MiB, memory bounded', async () => {
